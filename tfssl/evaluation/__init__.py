@@ -1,0 +1,1 @@
+"""tfssl.evaluation."""

@@ -1,0 +1,19 @@
+"""Backbones. `get_net(...)` builds one by name; every net returns `(output, end_points)`.
+
+Contract (used by tasks and the export):
+  get_net(architecture, num_classes, filters_factor=None, last_relu=True, mode="v2",
+          root_conv_stride=2, strides=(2, 2, 2), global_bn=False, name=None) -> keras.Model
+  - `architecture`: resnet50 | revnet50 | vgg19 | cifar_resnet18 | cifar_resnet50 | resnet18
+  - `num_classes` falsy: output is `pre_logits`; else output is `logits` (a 1x1 conv with bias on the
+    pooled features, squeezed to [N, num_classes]).
+  - `model(images, training=...)` -> (output, end_points) with end_points named as the original:
+    after_root, block1..block4, pre_logits, logits (VGG: block1..block5, fc6, pre_logits, logits).
+  - `model.end_point_names`: the ordered end-point names; `model.feature_dim`: width of pre_logits.
+  - Weight decay is not attached to layers: tasks add `Task.weight_decay_loss()` (original meaning).
+  - `global_bn=True` makes BatchNorm synchronized across replicas.
+  get_net_for_task(config, num_classes, patch=False): the same, reading architecture, filters_factor,
+    last_relu, mode and global_bn from a Config; `patch=True` gives the jigsaw/RPL variant
+    (root_conv_stride=1, strides=(2, 2, 1)).
+"""
+
+from tfssl.models.factory import get_net, get_net_for_task  # noqa: F401

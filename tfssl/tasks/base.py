@@ -1,0 +1,117 @@
+"""The small base every task builds on: a keras.Model that the trainer drives.
+
+Contract with the trainer (tfssl/trainer.py):
+- `__init__(config, ctx)`: a Config and a TaskContext. Create sub-models and metrics here.
+- `call(features, training=False)`: one forward pass over a batch *dict* as the input pipeline yields
+  it (`{"image": ..., "label": ...}` after the task's preprocessing). Called once by the trainer on a
+  tiny batch inside the strategy scope, so it must create every variable the task trains.
+- `train_step(features)` runs per replica inside `strategy.run`: compute the per-replica mean loss,
+  `self.minimize(tape, loss)`, update `self.metrics`. Return value is ignored; the trainer reads
+  `metric.result()` for every metric in `self.metrics` (aggregated across replicas by Keras).
+- `test_step(features)` likewise updates metrics for evaluation on `val_split`.
+- `representation(images, training=False)`: the end-points dict that the export's `representation`
+  signature returns; `export_module()` gives the tf.Module that the trainer saves as `export/<step>`.
+- Tasks that do not train (kNN evaluation) set `TRAINS = False` and implement `run_standalone`.
+
+Loss scaling: gradients are summed across replicas by the optimizer, so the per-replica mean loss
+is divided by the number of replicas (equal local batches, as drop_remainder guarantees in training).
+"""
+
+import dataclasses
+
+import keras
+import tensorflow as tf
+
+
+@dataclasses.dataclass(frozen=True)
+class TaskContext:
+  """What a task needs to know about the run beyond its Config."""
+  num_classes: int
+  steps_per_epoch: int = 1
+  total_steps: int = 1
+  global_batch_size: int = 1
+
+
+# Variables that never get weight decay: BatchNorm parameters and biases (as the original's
+# l2_regularizer, which was attached to kernels only, and SimCLR's LARS exclusions).
+_NO_DECAY_MARKERS = ("batch_norm", "batchnorm", "/bn", "gamma", "beta", "bias", "moving_")
+
+
+def is_decayed(variable) -> bool:
+  path = getattr(variable, "path", variable.name).lower()
+  return not any(marker in path for marker in _NO_DECAY_MARKERS)
+
+
+def num_replicas() -> int:
+  return tf.distribute.get_strategy().num_replicas_in_sync
+
+
+class Task(keras.Model):
+  """Base class of every tfssl task. See the module docstring for the contract."""
+
+  TRAINS = True
+
+  def __init__(self, config, ctx: TaskContext, **kwargs):
+    super().__init__(name=kwargs.pop("name", config.task or "task"), **kwargs)
+    self.config = config
+    self.ctx = ctx
+    self.loss_tracker = keras.metrics.Mean(name="loss")
+
+  # ---- what subclasses implement ----
+  def call(self, features, training=False):
+    raise NotImplementedError
+
+  def train_step(self, features):
+    raise NotImplementedError
+
+  def test_step(self, features):
+    raise NotImplementedError
+
+  def representation(self, images, training=False):
+    """End-points dict of the representation network (the export's `representation`)."""
+    _, end_points = self.backbone(images, training=training)
+    return end_points
+
+  def export_module(self):
+    """The tf.Module saved as the export; default: the backbone with the configured input shape."""
+    from tfssl.models.export import ExportModule
+    return ExportModule(self.backbone, input_shape=self.config.serving_shape)
+
+  def run_standalone(self, trainer):
+    """For TRAINS = False tasks: do the whole job and return a dict of results."""
+    raise NotImplementedError
+
+  # ---- helpers for subclasses ----
+  def weight_decay_loss(self, variables=None):
+    """The original's L2: weight_decay * sum(w^2) / 2 over kernels (not BN or biases).
+
+    With LARS the decay is applied inside the optimizer instead (SimCLR), so this returns 0.
+    """
+    wd = float(self.config.weight_decay or 0.0)
+    if wd == 0.0 or self.config.optimizer == "lars":
+      return tf.constant(0.0, tf.float32)
+    variables = self.trainable_variables if variables is None else variables
+    terms = [tf.nn.l2_loss(tf.cast(v, tf.float32)) for v in variables if is_decayed(v)]
+    if not terms:
+      return tf.constant(0.0, tf.float32)
+    return wd * tf.add_n(terms)
+
+  def minimize(self, tape, loss, variables=None):
+    """Applies the gradient of the per-replica mean `loss` (computed under `tape`).
+
+    The loss is divided by the number of replicas (gradients are summed across replicas) and
+    scaled for float16 loss scaling where the optimizer does that.
+    """
+    variables = self.trainable_variables if variables is None else variables
+    with tape:
+      scaled = tf.cast(loss, tf.float32) / float(num_replicas())
+      scaled = self.optimizer.scale_loss(scaled)
+    grads = tape.gradient(scaled, variables)
+    pairs = [(g, v) for g, v in zip(grads, variables) if g is not None]
+    self.optimizer.apply_gradients(pairs)
+    return grads
+
+  @property
+  def global_step(self):
+    """The optimizer's iteration counter (the trainer's global step)."""
+    return self.optimizer.iterations
