@@ -1,0 +1,130 @@
+"""The export: a SavedModel that plays the role of the original's TF-Hub module.
+
+The original exported a hub module with two graph variants (tags {"is_training"} and {}) and two
+signatures: `default` (the net's output) and `representation` (the whole end-points dict). TF2 has
+no graph variants, so the `training` switch becomes an argument of the saved functions:
+
+  m = tf.saved_model.load(path)
+  m(images, training=False)                 # the net's output
+  m.representation(images, training=False)  # dict: after_root, block1..block4, pre_logits, logits
+  m.signatures["default"](image=images)     # inference signatures, for serving tools
+  m.signatures["representation"](image=images)
+
+Keras users fine-tune the backbone through `keras.layers.TFSMLayer(path,
+call_endpoint="default_inference", call_training_endpoint="default_training", trainable=True)`,
+or through `representation_inference` / `representation_training` for the end points.
+"""
+
+import os
+import shutil
+import uuid
+
+import tensorflow as tf
+
+
+class ExportModule(tf.Module):
+  """Wraps a net returning (output, end_points) with the export's functions and signatures."""
+
+  def __init__(self, net, input_shape=(None, None, None, 3), input_key="image", name="tfssl_export"):
+    super().__init__(name=name)
+    self.net = net
+    self._input_key = input_key
+    self._spec = tf.TensorSpec(list(input_shape), tf.float32, name=input_key)
+
+    @tf.function
+    def call(images, training=False):
+      output, _ = self.net(images, training=training)
+      return output
+
+    @tf.function
+    def representation(images, training=False):
+      _, end_points = self.net(images, training=training)
+      return dict(end_points)
+
+    self.__call__ = call
+    self.representation = representation
+    # Fixed-argument entry points (one per training mode) for TFSMLayer and serving.
+    self.default_inference = tf.function(lambda image: call(image, training=False),
+                                         input_signature=[self._spec])
+    self.default_training = tf.function(lambda image: call(image, training=True),
+                                        input_signature=[self._spec])
+    self.representation_inference = tf.function(lambda image: representation(image, training=False),
+                                                input_signature=[self._spec])
+    self.representation_training = tf.function(lambda image: representation(image, training=True),
+                                               input_signature=[self._spec])
+
+  def trace(self):
+    """Traces both training modes so the saved object dispatches either one."""
+    for training in (False, True):
+      self.__call__.get_concrete_function(self._spec, training)
+      self.representation.get_concrete_function(self._spec, training)
+
+  def signatures(self):
+    key = self._input_key
+    default = self.default_inference.get_concrete_function()
+    rep = self.representation_inference.get_concrete_function()
+
+    @tf.function(input_signature=[self._spec])
+    def default_sig(image):
+      return {"default": default(image)}
+
+    @tf.function(input_signature=[self._spec])
+    def representation_sig(image):
+      return rep(image)
+
+    del key  # the input name comes from the TensorSpec
+    return {"default": default_sig.get_concrete_function(),
+            "representation": representation_sig.get_concrete_function(),
+            "serving_default": default_sig.get_concrete_function()}
+
+
+def save_export(module, export_dir):
+  """Saves atomically: into a temporary sibling, then renamed, so a kill never leaves half an export."""
+  export_dir = os.path.abspath(export_dir)
+  parent = os.path.dirname(export_dir)
+  tf.io.gfile.makedirs(parent)
+  tmp = os.path.join(parent, ".tmp-%s-%s" % (os.path.basename(export_dir), uuid.uuid4().hex[:8]))
+  module.trace()
+  try:
+    tf.saved_model.save(module, tmp, signatures=module.signatures())
+    if tf.io.gfile.exists(export_dir):
+      shutil.rmtree(export_dir)
+    tf.io.gfile.rename(tmp, export_dir)
+  finally:
+    if tf.io.gfile.exists(tmp):
+      shutil.rmtree(tmp, ignore_errors=True)
+  return export_dir
+
+
+class LoadedExport:
+  """A loaded export with the calls that linear_eval, finetune and kNN need."""
+
+  def __init__(self, path):
+    if not tf.io.gfile.exists(os.path.join(path, "saved_model.pb")):
+      raise ValueError("--hub_module %s: no saved_model.pb there; point it at an export/<step> "
+                       "directory written by `--run_eval`" % path)
+    self.path = path
+    self.module = tf.saved_model.load(path)
+
+  def __call__(self, images, training=False):
+    return self.module(images, training=training)
+
+  def representation(self, images, training=False):
+    return self.module.representation(images, training=training)
+
+  @property
+  def input_shape(self):
+    spec = self.module.signatures["default"].structured_input_signature[1]
+    return list(next(iter(spec.values())).shape)
+
+  @property
+  def variables(self):
+    return list(self.module.variables)
+
+  @property
+  def trainable_variables(self):
+    return list(self.module.trainable_variables)
+
+
+def load_export(path):
+  return LoadedExport(path)

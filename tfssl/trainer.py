@@ -1,0 +1,284 @@
+"""The estimator-style loop: workdir, checkpoints, resume, summaries, evaluation and export.
+
+One Trainer drives every task through the Task contract (tfssl/tasks/base.py); nothing here knows
+a method. The workdir holds:
+  ckpt-<step>.*, checkpoint      tf.train.CheckpointManager files (the newest complete one wins)
+  task_info.json                 what the checkpoints are (task, architecture, ...): a guard
+  flags.json                     the Config of the newest run
+  train/, eval/                  TensorBoard summaries
+  eval_results.json              one entry per evaluated checkpoint (and kNN monitor results)
+  export/<step>/                 SavedModels written by --run_eval
+  TRAINING_IS_DONE               written when training reached its last step
+"""
+
+import json
+import math
+import os
+import time
+
+from absl import logging
+import tensorflow as tf
+
+from tfssl import optimizers
+from tfssl.data import datasets
+from tfssl.models.export import save_export
+from tfssl.runtime import precision as precision_lib
+from tfssl.runtime import strategy as strategy_lib
+from tfssl.tasks import get_task_class
+from tfssl.tasks.base import TaskContext
+from tfssl.workdir import Workdir, WorkdirError
+
+DONE_FILE = "TRAINING_IS_DONE"
+
+
+class Trainer:
+  """Builds the strategy, the data, the task and its optimizer, and runs training or evaluation."""
+
+  def __init__(self, config, strategy=None):
+    self.config = config
+    self.strategy = strategy or strategy_lib.make_strategy(config)
+    precision_lib.apply_precision(config)
+    self.dataset_spec = datasets.get_dataset(config.dataset, config.dataset_dir)
+    self.chief = strategy_lib.is_chief(self.strategy)
+    self.workdir = Workdir(strategy_lib.worker_workdir(config.workdir, self.strategy), config)
+    batch = config.batch_size or 1
+    self.steps_per_epoch = max(1, self.dataset_spec.count(config.train_split) // batch)
+    if config.train_steps:
+      self.total_steps = int(config.train_steps)
+    else:
+      self.total_steps = int(math.ceil((config.epochs or 0) * self.steps_per_epoch))
+    self.task = None
+    self.optimizer = None
+
+  # ---- data ----
+  def input_fn(self, split, is_training, preprocessing=None, batch_size=None):
+    return datasets.make_input_fn(self.config, split, is_training, batch_size=batch_size,
+                                  preprocessing=preprocessing)
+
+  def distributed_dataset(self, split, is_training, preprocessing=None, batch_size=None):
+    fn = self.input_fn(split, is_training, preprocessing, batch_size)
+    return self.strategy.distribute_datasets_from_function(fn)
+
+  # ---- building ----
+  def build(self):
+    """Task, optimizer and checkpoint in the strategy scope; variables created on a tiny batch."""
+    if self.task is not None:
+      return self.task
+    cfg = self.config
+    ctx = TaskContext(num_classes=self.dataset_spec.num_classes, steps_per_epoch=self.steps_per_epoch,
+                      total_steps=max(1, self.total_steps), global_batch_size=cfg.batch_size or 1)
+    task_cls = get_task_class(cfg.task)
+    with self.strategy.scope():
+      if cfg.random_seed is not None:
+        tf.keras.utils.set_random_seed(cfg.random_seed)
+      self.task = task_cls(cfg, ctx)
+      if task_cls.TRAINS:
+        self.task(self._tiny_batch(), training=False)
+        schedule = optimizers.build_lr_schedule(cfg, self.steps_per_epoch, max(1, self.total_steps))
+        self.optimizer = optimizers.build_optimizer(cfg, schedule)
+        # Not compile(): that adds Keras's own (never updated) "loss" tracker beside the task's.
+        self.task.optimizer = self.optimizer
+        self.optimizer.build(self.task.trainable_variables)
+        self.checkpoint = tf.train.Checkpoint(task=self.task, optimizer=self.optimizer)
+    return self.task
+
+  def _tiny_batch(self):
+    """Two examples of the training input, to create the task's variables by calling it once."""
+    ds = self.input_fn(self.config.train_split, is_training=True, batch_size=2)(None)
+    batch = next(iter(ds.take(1)))
+    return batch
+
+  @property
+  def step(self):
+    return int(self.optimizer.iterations.numpy())
+
+  # ---- training ----
+  def train(self):
+    cfg = self.config
+    task_cls = get_task_class(cfg.task)
+    if not task_cls.TRAINS:
+      return self.run_standalone()
+    self.workdir.claim()
+    self.build()
+    manager = self.workdir.checkpoint_manager(self.checkpoint)
+    restored = self.workdir.restore_latest(self.checkpoint)
+    if restored:
+      logging.info("Resumed from %s at step %d", restored, self.step)
+    self.workdir.write_flags()
+    if self.step >= self.total_steps:
+      logging.info("Global step %d already reached --train_steps/--epochs (%d); nothing to train.",
+                   self.step, self.total_steps)
+      self.workdir.mark_done()
+      return self._metric_results()
+
+    dataset = self.distributed_dataset(cfg.train_split, is_training=True)
+    iterator = iter(dataset)
+    run_steps = self._make_train_function()
+    writer = self.workdir.summary_writer("train")
+    images_per_step = cfg.batch_size
+    log_every = max(1, cfg.log_every_steps)
+    knn_every = int(round(cfg.knn_every_epochs * self.steps_per_epoch)) if cfg.knn_every_epochs else 0
+    last_save = time.time()
+    start_step, start_time = self.step, time.time()
+    window_step, window_time = start_step, start_time
+    self.task.reset_metrics()
+    logs = {}
+    while self.step < self.total_steps:
+      step = self.step
+      # Stop each execution at the next log, kNN or final step so they happen on time.
+      bounds = [self.total_steps, (step // log_every + 1) * log_every]
+      if knn_every:
+        bounds.append((step // knn_every + 1) * knn_every)
+      n = max(1, min(cfg.steps_per_execution, min(bounds) - step))
+      run_steps(iterator, tf.constant(n, tf.int32))
+      step = self.step
+      if step % log_every == 0 or step >= self.total_steps:
+        now = time.time()
+        logs = self._metric_results()
+        logs["learning_rate"] = float(self.optimizer.learning_rate.numpy()) if hasattr(
+            self.optimizer.learning_rate, "numpy") else float(self.optimizer.learning_rate)
+        rate = (step - window_step) / max(now - window_time, 1e-9)
+        logs["steps_per_sec"] = rate
+        logs["images_per_sec"] = rate * images_per_step
+        eta = (self.total_steps - step) / max(rate, 1e-9)
+        logging.info("step %d/%d  %s  eta %s", step, self.total_steps,
+                     "  ".join("%s %.4g" % kv for kv in sorted(logs.items())), _hms(eta))
+        with writer.as_default(step=step):
+          for key, value in logs.items():
+            tf.summary.scalar(key, value)
+        writer.flush()
+        self.task.reset_metrics()
+        window_step, window_time = step, now
+      if knn_every and step % knn_every == 0:
+        self.knn_monitor(step)
+      if time.time() - last_save >= cfg.save_checkpoints_secs:
+        self.workdir.save(manager, step)
+        last_save = time.time()
+    self.workdir.save(manager, self.step)
+    self.workdir.mark_done()
+    logging.info("Training done at step %d in %s.", self.step, _hms(time.time() - start_time))
+    self.workdir.cleanup()
+    return logs
+
+  def _make_train_function(self):
+    cfg = self.config
+    step_fn = self.task.train_step
+    if cfg.jit_compile:
+      step_fn = tf.function(step_fn, jit_compile=True)
+
+    @tf.function
+    def run_steps(iterator, n):
+      for _ in tf.range(n):
+        self.strategy.run(step_fn, args=(next(iterator),))
+
+    return run_steps
+
+  def _metric_results(self):
+    out = {}
+    for metric in self.task.metrics:
+      result = metric.result()
+      if isinstance(result, dict):
+        out.update({k: float(v) for k, v in result.items()})
+      else:
+        out[metric.name] = float(result)
+    return out
+
+  # ---- evaluation ----
+  def evaluate(self, steps=None):
+    """One pass over val_split with the task's test_step; returns the metrics."""
+    cfg = self.config
+    dataset = self.distributed_dataset(cfg.val_split, is_training=False)
+    steps = steps or cfg.eval_steps
+
+    @tf.function
+    def eval_step(batch):
+      self.strategy.run(self.task.test_step, args=(batch,))
+
+    self.task.reset_metrics()
+    for i, batch in enumerate(dataset):
+      if steps and i >= steps:
+        break
+      eval_step(batch)
+    return self._metric_results()
+
+  def run_eval(self):
+    """The original's evaluator: evaluate and export every new checkpoint until training is done."""
+    cfg = self.config
+    if not get_task_class(cfg.task).TRAINS:
+      return self.run_standalone()
+    self.build()
+    done_path = os.path.join(cfg.workdir, DONE_FILE)
+    evaluated = {r.get("step") for r in self.workdir.read_results() if r.get("kind") == "eval"}
+    writer = self.workdir.summary_writer("eval")
+    last = None
+    for path in tf.train.checkpoints_iterator(cfg.workdir, min_interval_secs=1,
+                                              timeout=cfg.eval_timeout_secs,
+                                              timeout_fn=lambda: tf.io.gfile.exists(done_path)):
+      self.checkpoint.restore(path).expect_partial()
+      step = self.step
+      last = step
+      if step in evaluated:
+        continue
+      metrics = self.evaluate()
+      logging.info("eval at step %d: %s", step, "  ".join("%s %.4g" % kv for kv in sorted(metrics.items())))
+      with writer.as_default(step=step):
+        for key, value in metrics.items():
+          tf.summary.scalar(key, value)
+      writer.flush()
+      export_dir = self.export(step)
+      self.workdir.append_result(dict(kind="eval", step=step, checkpoint=path, export=export_dir, **metrics))
+      evaluated.add(step)
+      if tf.io.gfile.exists(done_path) and path == tf.train.latest_checkpoint(cfg.workdir):
+        break
+    return last
+
+  def export(self, step):
+    export_dir = os.path.join(self.config.workdir, "export", str(step))
+    if self.chief:
+      save_export(self.task.export_module(), export_dir)
+      logging.info("Exported %s", export_dir)
+    return export_dir
+
+  def knn_monitor(self, step):
+    """Weighted kNN of the current representation on train (bank) and val (queries)."""
+    from tfssl.evaluation import knn
+    cfg = self.config
+    chain = cfg.knn_preprocessing
+    rep = tf.function(lambda images: self.task.representation(images, training=False))
+    bank_ds = self.input_fn(cfg.train_split, False, preprocessing=chain)(None)
+    if cfg.knn_max_train_examples:
+      bank_ds = bank_ds.unbatch().take(cfg.knn_max_train_examples).batch(cfg.eval_batch_size)
+    query_ds = self.input_fn(cfg.val_split, False, preprocessing=chain)(None)
+    bank, bank_labels = knn.extract_features(rep, bank_ds, cfg.knn_end_point)
+    queries, query_labels = knn.extract_features(rep, query_ds, cfg.knn_end_point)
+    result = knn.weighted_knn(bank, bank_labels, queries, query_labels, self.dataset_spec.num_classes,
+                              k=cfg.knn_k, temperature=cfg.knn_temperature)
+    metrics = {"knn_top1": float(result["top1"]), "knn_top5": float(result["top5"])}
+    logging.info("kNN at step %d: %s", step, metrics)
+    writer = self.workdir.summary_writer("eval")
+    with writer.as_default(step=step):
+      for key, value in metrics.items():
+        tf.summary.scalar(key, value)
+    writer.flush()
+    self.workdir.append_result(dict(kind="knn", step=step, end_point=cfg.knn_end_point, **metrics))
+    return metrics
+
+  def run_standalone(self):
+    """Tasks that do not train (kNN evaluation) do their whole job here."""
+    cfg = self.config
+    with self.strategy.scope():
+      ctx = TaskContext(num_classes=self.dataset_spec.num_classes, steps_per_epoch=self.steps_per_epoch,
+                        total_steps=max(1, self.total_steps), global_batch_size=cfg.batch_size or 1)
+      self.task = get_task_class(cfg.task)(cfg, ctx)
+    results = self.task.run_standalone(self)
+    tf.io.gfile.makedirs(cfg.workdir)
+    self.workdir.append_result(dict(kind=cfg.task, **results))
+    return results
+
+
+def _hms(seconds):
+  seconds = int(max(0, seconds))
+  return "%d:%02d:%02d" % (seconds // 3600, seconds // 60 % 60, seconds % 60)
+
+
+__all__ = ["Trainer", "WorkdirError", "DONE_FILE"]
