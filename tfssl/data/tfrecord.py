@@ -6,6 +6,9 @@ Labels are stored as class index + 1 (slim kept 0 for "background"); `parse_exam
 
 import tensorflow as tf
 
+# Stored labels are class index + LABEL_OFFSET; 0 is slim's "background".
+LABEL_OFFSET = 1
+
 FEATURES = {
     "image/encoded": tf.io.FixedLenFeature([], tf.string),
     "image/format": tf.io.FixedLenFeature([], tf.string, default_value="JPEG"),
@@ -51,7 +54,7 @@ def decode_image(encoded):
   return tf.io.decode_image(encoded, channels=3, dtype=tf.uint8, expand_animations=False)
 
 
-def parse_example(serialized, label_offset=1):
+def parse_example(serialized, label_offset=LABEL_OFFSET):
   """A serialized record -> {"image": uint8 [H, W, 3], "label": int32, 0-based}."""
   parsed = tf.io.parse_single_example(serialized, _TRAIN_FEATURES)
   label = tf.cast(parsed["image/class/label"], tf.int32) - label_offset

@@ -1,0 +1,122 @@
+r"""Converts images to slim-style TFRecord shards plus a dataset_info.json manifest.
+
+  python -m tfssl.tools.build_tfrecords --source=folder --train_dir=T [--validation_dir=V] \
+      [--labels_file=L] --output_dir=OUT
+  python -m tfssl.tools.build_tfrecords --source=cifar10 --input_dir=DIR --output_dir=OUT
+  python -m tfssl.tools.build_tfrecords --verify --output_dir=OUT     (check an existing build)
+
+A killed run resumes where it stopped when rerun with the same flags; unreadable images are skipped
+and listed (or stop the run under --strict).
+"""
+
+import os
+import sys
+
+from absl import app, flags
+
+from tfssl.tools import image_sources, shard_writer, tfrecord_builder
+
+# slim's ImageNet shard counts for folders; the small datasets want few, larger shards.
+_DEFAULT_SHARDS = {"folder": (1024, 128), "cifar10": (10, 2), "cifar100": (10, 2), "idx": (10, 2)}
+
+flags.DEFINE_enum("source", None, list(_DEFAULT_SHARDS),
+                  "What to convert: folder (class sub-folders), cifar10, cifar100, idx (MNIST-style "
+                  "IDX files). Leave out with --verify to check an existing build only.")
+flags.DEFINE_string("train_dir", None, "folder: the training images, one sub-folder per class.")
+flags.DEFINE_string("validation_dir", None, "folder: the validation images, same layout.")
+flags.DEFINE_string("labels_file", None,
+                    "folder/idx: class names, one per line, in label order (folder: the class "
+                    "sub-folder names; default their sorted order; idx: default Fashion-MNIST's).")
+flags.DEFINE_string("input_dir", None, "cifar10/cifar100/idx: the folder holding the files.")
+flags.DEFINE_string("output_dir", None, "Where the shards and dataset_info.json go.")
+flags.DEFINE_string("name", None, "Dataset name in the manifest (default: from --source, or the "
+                    "output folder's name for folder).")
+flags.DEFINE_integer("train_shards", None, "Train shards (default 1024 for folder, else 10).")
+flags.DEFINE_integer("validation_shards", None,
+                     "Validation shards (default 128 for folder, else 2).")
+flags.DEFINE_integer("num_workers", os.cpu_count() or 1,
+                     "Processes writing shards in parallel, each whole shards.")
+flags.DEFINE_integer("seed", image_sources.SHUFFLE_SEED,
+                     "folder: seed of the fixed shuffle of the file list.")
+flags.DEFINE_bool("strict", False, "Stop with exit code 1 at the first unreadable image instead "
+                  "of skipping it.")
+flags.DEFINE_bool("verify", False, "Read everything back and check it against the manifest "
+                  "(after building, when --source is given).")
+
+FLAGS = flags.FLAGS
+
+
+class UsageError(ValueError):
+  pass
+
+
+def _fail(message):
+  sys.stderr.write(f"error: {message}\n")
+  sys.exit(1)
+
+
+def load_source(source, *, train_dir=None, validation_dir=None, labels_file=None, input_dir=None,
+                name=None, output_dir=None, seed=image_sources.SHUFFLE_SEED):
+  """The SourceData that --source and its flags describe."""
+  if source == "folder":
+    if not train_dir:
+      raise UsageError("--source=folder needs --train_dir: the folder with one sub-folder per class")
+    name = name or os.path.basename(os.path.normpath(output_dir or train_dir))
+    return image_sources.folder_source(train_dir, validation_dir, labels_file, name, seed)
+  if not input_dir:
+    raise UsageError(f"--source={source} needs --input_dir: the folder holding its files")
+  if source in ("cifar10", "cifar100"):
+    return image_sources.cifar_source(input_dir, source, name)
+  classes = image_sources.read_labels_file(labels_file) if labels_file else None
+  return image_sources.idx_source(input_dir, classes, name or "fashion_mnist")
+
+
+def _check_counts(train_shards, validation_shards, num_workers):
+  for flag, value in (("--train_shards", train_shards), ("--validation_shards", validation_shards),
+                      ("--num_workers", num_workers)):
+    if value < 1:
+      raise UsageError(f"{flag}={value}: give a positive number")
+
+
+def main(argv):
+  if len(argv) > 1:
+    _fail(f"unexpected argument {argv[1]!r}: every setting is a --flag (see --help)")
+  if not FLAGS.output_dir:
+    _fail("--output_dir is required: the folder the shards and dataset_info.json go to")
+  if not FLAGS.source and not FLAGS.verify:
+    _fail("--source is required: one of folder, cifar10, cifar100, idx (or give --verify alone "
+          "to check an existing build)")
+  if FLAGS.source:
+    train_default, validation_default = _DEFAULT_SHARDS[FLAGS.source]
+    train_shards = FLAGS.train_shards or train_default
+    validation_shards = FLAGS.validation_shards or validation_default
+    try:
+      _check_counts(train_shards, validation_shards, FLAGS.num_workers)
+      source = load_source(FLAGS.source, train_dir=FLAGS.train_dir,
+                           validation_dir=FLAGS.validation_dir, labels_file=FLAGS.labels_file,
+                           input_dir=FLAGS.input_dir, name=FLAGS.name, output_dir=FLAGS.output_dir,
+                           seed=FLAGS.seed)
+      tfrecord_builder.build(source, FLAGS.output_dir, train_shards, validation_shards,
+                             FLAGS.num_workers, FLAGS.strict)
+    except (UsageError, image_sources.SourceError) as e:
+      _fail(str(e))
+    except shard_writer.StrictFailure as e:
+      _fail(f"{e.args[0]}: unreadable image ({e.args[1]}); --strict stops here: fix or remove the "
+            "file, or drop --strict to skip and list such files")
+  if FLAGS.verify:
+    # Imported here: building alone never loads the reading side.
+    from tfssl.tools import verify_tfrecords
+    problems = verify_tfrecords.verify(FLAGS.output_dir)
+    for problem in problems:
+      sys.stderr.write(f"verify failed: {problem}\n")
+    if problems:
+      sys.exit(1)
+    sys.stderr.write(f"verify: {FLAGS.output_dir} matches dataset_info.json, every image decodes\n")
+
+
+def run():
+  app.run(main)
+
+
+if __name__ == "__main__":
+  run()
