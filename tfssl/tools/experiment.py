@@ -1,0 +1,124 @@
+"""Pretrain -> export -> linear evaluation and kNN, in one process: what `make demo` and
+benchmarks/accuracy.py run. Each step is the same Trainer that `python -m tfssl.train_and_eval` uses.
+"""
+
+import os
+import time
+
+from absl import flags
+import numpy as np
+
+from tfssl.config import Config, define_flags
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def flagfile_path(task, dataset):
+  return os.path.join(REPO, "flags", task, dataset + ".cfg")
+
+
+def config_from_flagfile(path, **overrides):
+  """A Config as `train_and_eval --flagfile=path --k=v ...` would build it."""
+  fv = define_flags(flags.FlagValues())
+  argv = ["tfssl", "--flagfile=" + path]
+  argv += ["--%s=%s" % (k, v) for k, v in overrides.items() if v is not None]
+  fv(argv)
+  return Config.from_flags(fv)
+
+
+def pretrain(config):
+  """Trains `config` in its workdir (resuming if it is there) and exports the result.
+
+  Returns (export_dir, steps, seconds of training in this call).
+  """
+  from tfssl.trainer import Trainer
+  trainer = Trainer(config)
+  start = time.time()
+  trainer.train()
+  seconds = time.time() - start
+  return trainer.export(trainer.step), trainer.step, seconds
+
+
+def export_random_init(config):
+  """The same network at random initialisation, exported: the baseline a representation must beat."""
+  from tfssl.trainer import Trainer
+  trainer = Trainer(config)
+  trainer.build()
+  return trainer.export(0)
+
+
+def linear_eval(export_dir, workdir, dataset_dir, preprocessing, dataset="fashion_mnist", epochs=3,
+                batch_size=256, lr=0.1, **extra):
+  """Linear heads on every end point of a frozen export; returns {top1_accuracy_<tap>: ...} on test."""
+  from tfssl.trainer import Trainer
+  config = Config.make(task="linear_eval", hub_module=export_dir, workdir=workdir, dataset=dataset,
+                       dataset_dir=dataset_dir, preprocessing=preprocessing, batch_size=batch_size,
+                       eval_batch_size=512, lr=lr, lr_scale_batch_size=256, epochs=epochs,
+                       lr_schedule="cosine", train_split="train", val_split="test",
+                       save_checkpoints_secs=3600, log_every_steps=100, **extra)
+  trainer = Trainer(config)
+  trainer.train()
+  return trainer.evaluate()
+
+
+def best_tap(metrics, prefix="top1_accuracy_"):
+  """(tap, accuracy) of the best linear head."""
+  taps = {k[len(prefix):]: v for k, v in metrics.items() if k.startswith(prefix)}
+  tap = max(taps, key=taps.get)
+  return tap, taps[tap]
+
+
+def knn_of_export(export_dir, dataset_dir, preprocessing, end_point="pre_logits", dataset="fashion_mnist",
+                  k=200, temperature=0.1, max_bank=None, combine="avg_pool"):
+  """Weighted kNN (k=200, t=0.1) of an export's end point: train split as bank, test as queries."""
+  import tensorflow as tf
+  from tfssl.data import datasets
+  from tfssl.evaluation import knn, linear_probe
+  from tfssl.models.export import load_export
+  export = load_export(export_dir)
+  spec = datasets.get_dataset(dataset, dataset_dir)
+
+  @tf.function
+  def rep(images):
+    fn = lambda x: export.representation(x, training=False)  # noqa: E731
+    if images.shape.rank == 5:
+      return linear_probe.patch_taps(fn, images, "adaptive_max", combine)
+    return fn(images)
+
+  def features(split, limit):
+    ds = datasets.load_batches(dataset_dir, split, preprocessing, 512, dataset=dataset)
+    if limit:
+      ds = ds.unbatch().take(limit).batch(512)
+    return knn.extract_features(rep, ds, end_point)
+
+  bank, bank_labels = features("train", max_bank)
+  queries, query_labels = features("test", None)
+  return knn.weighted_knn(bank, bank_labels, queries, query_labels, spec.num_classes, k=k,
+                          temperature=temperature)
+
+
+def raw_pixel_baselines(dataset_dir, dataset="fashion_mnist", epochs=10, k=200, temperature=0.1):
+  """Linear classifier and weighted kNN on raw pixels in [0, 1]: {"linear_top1", "knn_top1"}."""
+  import keras
+  from tfssl.data import datasets
+  from tfssl.evaluation import knn
+  spec = datasets.get_dataset(dataset, dataset_dir)
+
+  def arrays(split):
+    xs, ys = [], []
+    for batch in datasets.load_batches(dataset_dir, split, "0_to_1", 1000, dataset=dataset):
+      xs.append(batch["image"].numpy().reshape(len(batch["label"]), -1))
+      ys.append(batch["label"].numpy())
+    return np.concatenate(xs), np.concatenate(ys)
+
+  x_train, y_train = arrays("train")
+  x_test, y_test = arrays("test")
+  keras.utils.set_random_seed(0)
+  model = keras.Sequential([keras.Input((x_train.shape[1],)), keras.layers.Dense(spec.num_classes)])
+  model.compile(keras.optimizers.Adam(1e-3),
+                keras.losses.SparseCategoricalCrossentropy(from_logits=True), metrics=["accuracy"])
+  model.fit(x_train, y_train, batch_size=256, epochs=epochs, verbose=0)
+  linear = float(model.evaluate(x_test, y_test, verbose=0, batch_size=1000)[1])
+  knn_result = knn.weighted_knn(x_train, y_train, x_test, y_test, spec.num_classes, k=k,
+                                temperature=temperature)
+  return {"linear_top1": linear, "knn_top1": float(knn_result["top1"])}
