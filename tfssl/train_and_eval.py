@@ -99,11 +99,9 @@ def main(argv):
   except UsageError as e:
     _usage_exit(str(e))
   # Heavy imports only now, after the flags are known to be sane.
-  from tfssl.runtime import cpu_defaults, npu
   from tfssl.trainer import Trainer
   from tfssl.workdir import WorkdirError
-  cpu_defaults.configure_threads(config)
-  npu_handle = npu.open_npu_device(config) if config.device == "npu" else None
+  trainer = None
   try:
     trainer = Trainer(config)
     if config.run_eval:
@@ -113,8 +111,8 @@ def main(argv):
   except WorkdirError as e:
     _error_exit(str(e), code=1)
   finally:
-    if npu_handle is not None:
-      npu.close_npu_device(npu_handle)
+    if trainer is not None:
+      trainer.close()
 
 
 def _usage_exit(message):

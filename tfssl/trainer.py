@@ -22,8 +22,7 @@ import tensorflow as tf
 from tfssl import optimizers
 from tfssl.data import datasets
 from tfssl.models.export import save_export
-from tfssl.runtime import precision as precision_lib
-from tfssl.runtime import strategy as strategy_lib
+from tfssl.runtime.session import start_runtime
 from tfssl.tasks import get_task_class
 from tfssl.tasks.base import TaskContext
 from tfssl.workdir import Workdir, WorkdirError
@@ -34,13 +33,15 @@ DONE_FILE = "TRAINING_IS_DONE"
 class Trainer:
   """Builds the strategy, the data, the task and its optimizer, and runs training or evaluation."""
 
-  def __init__(self, config, strategy=None):
+  def __init__(self, config, runtime=None):
     self.config = config
-    self.strategy = strategy or strategy_lib.make_strategy(config)
-    precision_lib.apply_precision(config)
+    # Threads, --cpu_replicas, strategy, NPU and precision, in the order TensorFlow needs.
+    self.runtime = runtime or start_runtime(config)
+    self.strategy = self.runtime.strategy
+    self.chief = self.runtime.chief
+    self.checkpoint_settings = self.runtime.checkpoints
     self.dataset_spec = datasets.get_dataset(config.dataset, config.dataset_dir)
-    self.chief = strategy_lib.is_chief(self.strategy)
-    self.workdir = Workdir(strategy_lib.worker_workdir(config.workdir, self.strategy), config)
+    self.workdir = Workdir(self.runtime.workdir or config.workdir, config)
     batch = config.batch_size or 1
     self.steps_per_epoch = max(1, self.dataset_spec.count(config.train_split) // batch)
     if config.train_steps:
@@ -100,7 +101,7 @@ class Trainer:
       return self.run_standalone()
     self.workdir.claim()
     self.build()
-    manager = self.workdir.checkpoint_manager(self.checkpoint)
+    manager = self.workdir.checkpoint_manager(self.checkpoint, self.checkpoint_settings.keep_checkpoint_max)
     restored = self.workdir.restore_latest(self.checkpoint)
     if restored:
       logging.info("Resumed from %s at step %d", restored, self.step)
@@ -118,7 +119,8 @@ class Trainer:
     images_per_step = cfg.batch_size
     log_every = max(1, cfg.log_every_steps)
     knn_every = int(round(cfg.knn_every_epochs * self.steps_per_epoch)) if cfg.knn_every_epochs else 0
-    last_save = time.time()
+    save = self.checkpoint_settings
+    last_save, last_save_step = time.time(), self.step
     start_step, start_time = self.step, time.time()
     window_step, window_time = start_step, start_time
     self.task.reset_metrics()
@@ -129,6 +131,8 @@ class Trainer:
       bounds = [self.total_steps, (step // log_every + 1) * log_every]
       if knn_every:
         bounds.append((step // knn_every + 1) * knn_every)
+      if save.save_every_steps:
+        bounds.append(last_save_step + save.save_every_steps)
       n = max(1, min(cfg.steps_per_execution, min(bounds) - step))
       run_steps(iterator, tf.constant(n, tf.int32))
       step = self.step
@@ -153,12 +157,16 @@ class Trainer:
         self.knn_monitor(step)
       if time.time() - last_save >= cfg.save_checkpoints_secs:
         self.workdir.save(manager, step)
-        last_save = time.time()
+        save = self.checkpoint_settings
+    last_save, last_save_step = time.time(), self.step
     self.workdir.save(manager, self.step)
     self.workdir.mark_done()
     logging.info("Training done at step %d in %s.", self.step, _hms(time.time() - start_time))
-    self.workdir.cleanup()
     return logs
+
+  def close(self):
+    """Removes a non-chief worker's scratch workdir and closes the NPU, if any."""
+    self.runtime.close()
 
   def _make_train_function(self):
     cfg = self.config

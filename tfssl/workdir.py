@@ -7,7 +7,6 @@ any moment leaves the newest complete checkpoint in place and the next run resum
 
 import json
 import os
-import shutil
 import uuid
 
 from absl import logging
@@ -84,10 +83,10 @@ class Workdir:
                          "the newest complete checkpoint is intact" % (self._file(name), e))
 
   # ---- checkpoints ----
-  def checkpoint_manager(self, checkpoint):
+  def checkpoint_manager(self, checkpoint, keep_checkpoint_max):
     cfg = self.config
     return tf.train.CheckpointManager(
-        checkpoint, self.path, max_to_keep=cfg.keep_checkpoint_max,
+        checkpoint, self.path, max_to_keep=keep_checkpoint_max,
         keep_checkpoint_every_n_hours=cfg.keep_checkpoint_every_n_hours, checkpoint_name="ckpt")
 
   def restore_latest(self, checkpoint):
@@ -133,8 +132,3 @@ class Workdir:
     results = self.read_results()
     results.append(entry)
     self._write(RESULTS_FILE, json.dumps(results, indent=2, sort_keys=True, default=float))
-
-  def cleanup(self):
-    """Non-chief workers write into a temporary workdir that they remove at the end."""
-    if os.path.normpath(self.path) != os.path.normpath(self.config.workdir):
-      shutil.rmtree(self.path, ignore_errors=True)
