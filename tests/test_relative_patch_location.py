@@ -1,0 +1,108 @@
+"""Relative patch location: the (neighbour, centre) rows and labels it builds, its loss by hand."""
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from tfssl.config import Config
+from tfssl.tasks.base import TaskContext
+from tfssl.tasks.patch_common import HEAD_WEIGHT_DECAY
+from tfssl.tasks.relative_patch_location import PAIRS, RelativePatchLocation
+
+
+class TileId(keras.Model):
+  """Stub backbone: a tile's embedding is scale * the first two channels of its pixel (0, 0)."""
+
+  def __init__(self):
+    super().__init__()
+    self.scale = self.add_weight(shape=(), initializer="ones", name="scale")
+
+  def call(self, images, training=False):
+    embeddings = self.scale * images[:, 0, 0, :2]
+    return embeddings, {"logits": embeddings}
+
+
+class FixedLinear(keras.Model):
+  """Stub head: logits = rows @ kernel, the kernel set by the test."""
+
+  def __init__(self, kernel):
+    super().__init__()
+    self.kernel = self.add_weight(shape=kernel.shape, initializer=keras.initializers.Constant(kernel),
+                                  name="kernel")
+
+  def call(self, rows, training=False):
+    return tf.matmul(rows, self.kernel)
+
+
+def _stub_rpl(config, head_kernel):
+  class StubRPL(RelativePatchLocation):
+    def make_backbone(self):
+      return TileId()
+
+    def make_head(self, num_classes):
+      assert num_classes == 8
+      return FixedLinear(head_kernel)
+
+  task = StubRPL(config, TaskContext(num_classes=10))
+  task.compile(optimizer=keras.optimizers.SGD(0.1))
+  return task
+
+
+def _config(**kw):
+  kw.setdefault("weight_decay", 0.0)
+  return Config.make(task="relative_patch_location", architecture="resnet50", batch_size=2,
+                     embed_dim=2, **kw)
+
+
+def _batch(batch_size):
+  """Tiles [B, 9, 2, 2, 3] whose pixel (0, 0) holds (image index, tile index)."""
+  tiles = np.zeros((batch_size, 9, 2, 2, 3), np.float32)
+  tiles[..., 0] = np.arange(batch_size)[:, None, None, None]
+  tiles[..., 1] = np.arange(9)[None, :, None, None]
+  return {"image": tf.constant(tiles), "label": tf.zeros([batch_size], tf.int32)}
+
+
+def test_pairs_are_each_neighbour_with_the_centre_row_major():
+  assert PAIRS.tolist() == [[0, 4], [1, 4], [2, 4], [3, 4], [5, 4], [6, 4], [7, 4], [8, 4]]
+
+
+def test_rows_are_neighbour_then_centre_and_labels_tile_range_8():
+  task = _stub_rpl(_config(), np.zeros((4, 8), np.float32))
+  batch = _batch(3)
+  for training in (True, False):
+    rows, labels = task.combine(task.embed_tiles(batch["image"], training=training), training)
+    np.testing.assert_array_equal(labels, np.tile(np.arange(8), 3))
+    rows = rows.numpy().reshape(3, 8, 4)
+    neighbours = [0, 1, 2, 3, 5, 6, 7, 8]
+    for b in range(3):
+      for k, n in enumerate(neighbours):
+        np.testing.assert_array_equal(rows[b, k], [b, n, b, 4])
+
+
+def test_loss_by_hand():
+  kernel = np.random.RandomState(3).normal(size=(4, 8)).astype(np.float32) * 0.3
+  wd = 0.02
+  task = _stub_rpl(_config(weight_decay=wd), kernel)
+  batch = _batch(2)
+  task(batch)
+  x = np.array([[b, n, b, 4] for b in range(2) for n in (0, 1, 2, 3, 5, 6, 7, 8)], np.float32)
+  labels = np.tile(np.arange(8), 2)
+  logits = x @ kernel
+  logp = logits - np.log(np.exp(logits).sum(axis=1, keepdims=True))
+  ce = -np.mean(logp[np.arange(16), labels])
+
+  task.test_step(batch)
+  assert np.isclose(task.loss_tracker.result(), ce, rtol=1e-5)
+  assert np.isclose(task.accuracy.result(), np.mean(np.argmax(logits, axis=1) == labels))
+  assert [m.name for m in task.metrics] == ["loss", "accuracy"]
+
+  task.loss_tracker.reset_state()
+  task.train_step(batch)
+  decay = wd / 2 + HEAD_WEIGHT_DECAY * np.sum(kernel ** 2) / 2
+  assert np.isclose(task.loss_tracker.result(), ce + decay, rtol=1e-5)
+
+
+def test_needs_a_three_by_three_grid():
+  with pytest.raises(ValueError, match="splits_per_side=2"):
+    _stub_rpl(_config(splits_per_side=2), np.zeros((4, 8), np.float32))
