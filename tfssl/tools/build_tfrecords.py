@@ -19,31 +19,43 @@ from tfssl.tools import image_sources, shard_writer, tfrecord_builder
 # slim's ImageNet shard counts for folders; the small datasets want few, larger shards.
 _DEFAULT_SHARDS = {"folder": (1024, 128), "cifar10": (10, 2), "cifar100": (10, 2), "idx": (10, 2)}
 
-flags.DEFINE_enum("source", None, list(_DEFAULT_SHARDS),
-                  "What to convert: folder (class sub-folders), cifar10, cifar100, idx (MNIST-style "
-                  "IDX files). Leave out with --verify to check an existing build only.")
-flags.DEFINE_string("train_dir", None, "folder: the training images, one sub-folder per class.")
-flags.DEFINE_string("validation_dir", None, "folder: the validation images, same layout.")
-flags.DEFINE_string("labels_file", None,
-                    "folder/idx: class names, one per line, in label order (folder: the class "
-                    "sub-folder names; default their sorted order; idx: default Fashion-MNIST's).")
-flags.DEFINE_string("input_dir", None, "cifar10/cifar100/idx: the folder holding the files.")
-flags.DEFINE_string("output_dir", None, "Where the shards and dataset_info.json go.")
-flags.DEFINE_string("name", None, "Dataset name in the manifest (default: from --source, or the "
-                    "output folder's name for folder).")
-flags.DEFINE_integer("train_shards", None, "Train shards (default 1024 for folder, else 10).")
-flags.DEFINE_integer("validation_shards", None,
-                     "Validation shards (default 128 for folder, else 2).")
-flags.DEFINE_integer("num_workers", os.cpu_count() or 1,
-                     "Processes writing shards in parallel, each whole shards.")
-flags.DEFINE_integer("seed", image_sources.SHUFFLE_SEED,
-                     "folder: seed of the fixed shuffle of the file list.")
-flags.DEFINE_bool("strict", False, "Stop with exit code 1 at the first unreadable image instead "
-                  "of skipping it.")
-flags.DEFINE_bool("verify", False, "Read everything back and check it against the manifest "
-                  "(after building, when --source is given).")
 
-FLAGS = flags.FLAGS
+def define_flags(flag_values=None):
+  """Defines the tool's flags (on absl's global FLAGS unless given others); run() calls it."""
+  fv = flag_values if flag_values is not None else flags.FLAGS
+  if "source" in fv:
+    return fv
+  flags.DEFINE_enum("source", None, list(_DEFAULT_SHARDS),
+                    "What to convert: folder (class sub-folders), cifar10, cifar100, idx "
+                    "(MNIST-style IDX files). Leave out with --verify to check an existing build "
+                    "only.", flag_values=fv)
+  flags.DEFINE_string("train_dir", None, "folder: the training images, one sub-folder per class.",
+                      flag_values=fv)
+  flags.DEFINE_string("validation_dir", None, "folder: the validation images, same layout.",
+                      flag_values=fv)
+  flags.DEFINE_string("labels_file", None,
+                      "folder/idx: class names, one per line, in label order (folder: the class "
+                      "sub-folder names, default their sorted order; idx: default Fashion-MNIST's).",
+                      flag_values=fv)
+  flags.DEFINE_string("input_dir", None, "cifar10/cifar100/idx: the folder holding the files.",
+                      flag_values=fv)
+  flags.DEFINE_string("output_dir", None, "Where the shards and dataset_info.json go.",
+                      flag_values=fv)
+  flags.DEFINE_string("name", None, "Dataset name in the manifest (default: from --source, or the "
+                      "output folder's name for folder).", flag_values=fv)
+  flags.DEFINE_integer("train_shards", None, "Train shards (default 1024 for folder, else 10).",
+                       flag_values=fv)
+  flags.DEFINE_integer("validation_shards", None,
+                       "Validation shards (default 128 for folder, else 2).", flag_values=fv)
+  flags.DEFINE_integer("num_workers", os.cpu_count() or 1,
+                       "Processes writing shards in parallel, each whole shards.", flag_values=fv)
+  flags.DEFINE_integer("seed", image_sources.SHUFFLE_SEED,
+                       "folder: seed of the fixed shuffle of the file list.", flag_values=fv)
+  flags.DEFINE_bool("strict", False, "Stop with exit code 1 at the first unreadable image instead "
+                    "of skipping it.", flag_values=fv)
+  flags.DEFINE_bool("verify", False, "Read everything back and check it against the manifest "
+                    "(after building, when --source is given).", flag_values=fv)
+  return fv
 
 
 class UsageError(ValueError):
@@ -81,40 +93,47 @@ def _check_counts(train_shards, validation_shards, num_workers):
 def main(argv):
   if len(argv) > 1:
     _fail(f"unexpected argument {argv[1]!r}: every setting is a --flag (see --help)")
-  if not FLAGS.output_dir:
+  execute(flags.FLAGS)
+
+
+def execute(fv):
+  """Builds and/or verifies as the parsed flags `fv` say; exits 1 with one line on bad input."""
+  if not fv.output_dir:
     _fail("--output_dir is required: the folder the shards and dataset_info.json go to")
-  if not FLAGS.source and not FLAGS.verify:
+  if not fv.source and not fv.verify:
     _fail("--source is required: one of folder, cifar10, cifar100, idx (or give --verify alone "
           "to check an existing build)")
-  if FLAGS.source:
-    train_default, validation_default = _DEFAULT_SHARDS[FLAGS.source]
-    train_shards = FLAGS.train_shards or train_default
-    validation_shards = FLAGS.validation_shards or validation_default
+  if fv.source:
+    train_default, validation_default = _DEFAULT_SHARDS[fv.source]
+    train_shards = train_default if fv.train_shards is None else fv.train_shards
+    validation_shards = (validation_default if fv.validation_shards is None
+                         else fv.validation_shards)
     try:
-      _check_counts(train_shards, validation_shards, FLAGS.num_workers)
-      source = load_source(FLAGS.source, train_dir=FLAGS.train_dir,
-                           validation_dir=FLAGS.validation_dir, labels_file=FLAGS.labels_file,
-                           input_dir=FLAGS.input_dir, name=FLAGS.name, output_dir=FLAGS.output_dir,
-                           seed=FLAGS.seed)
-      tfrecord_builder.build(source, FLAGS.output_dir, train_shards, validation_shards,
-                             FLAGS.num_workers, FLAGS.strict)
+      _check_counts(train_shards, validation_shards, fv.num_workers)
+      source = load_source(fv.source, train_dir=fv.train_dir,
+                           validation_dir=fv.validation_dir, labels_file=fv.labels_file,
+                           input_dir=fv.input_dir, name=fv.name, output_dir=fv.output_dir,
+                           seed=fv.seed)
+      tfrecord_builder.build(source, fv.output_dir, train_shards, validation_shards,
+                             fv.num_workers, fv.strict)
     except (UsageError, image_sources.SourceError) as e:
       _fail(str(e))
     except shard_writer.StrictFailure as e:
       _fail(f"{e.args[0]}: unreadable image ({e.args[1]}); --strict stops here: fix or remove the "
             "file, or drop --strict to skip and list such files")
-  if FLAGS.verify:
+  if fv.verify:
     # Imported here: building alone never loads the reading side.
     from tfssl.tools import verify_tfrecords
-    problems = verify_tfrecords.verify(FLAGS.output_dir)
+    problems = verify_tfrecords.verify(fv.output_dir)
     for problem in problems:
       sys.stderr.write(f"verify failed: {problem}\n")
     if problems:
       sys.exit(1)
-    sys.stderr.write(f"verify: {FLAGS.output_dir} matches dataset_info.json, every image decodes\n")
+    sys.stderr.write(f"verify: {fv.output_dir} matches dataset_info.json, every image decodes\n")
 
 
 def run():
+  define_flags()
   app.run(main)
 
 

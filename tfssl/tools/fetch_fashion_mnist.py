@@ -23,14 +23,23 @@ IDX_NAMES = {("train", "images"): "train-images-idx3-ubyte.gz",
              ("test", "images"): "t10k-images-idx3-ubyte.gz",
              ("test", "labels"): "t10k-labels-idx1-ubyte.gz"}
 
-flags.DEFINE_string("output_dir", None, "Where the TFRecords and dataset_info.json go.")
-flags.DEFINE_string("idx_dir", None, "A folder already holding the four Fashion-MNIST IDX files "
-                    "(default: Debian's, else a download).")
-flags.DEFINE_integer("train_shards", 10, "Train shards (60,000 images).")
-flags.DEFINE_integer("validation_shards", 2, "Validation shards (the 10,000 test images).")
-flags.DEFINE_integer("num_workers", min(2, os.cpu_count() or 1), "Processes writing shards.")
 
-FLAGS = flags.FLAGS
+
+def define_flags(flag_values=None):
+  """Defines the tool's flags (on absl's global FLAGS unless given others)."""
+  fv = flag_values if flag_values is not None else flags.FLAGS
+  if "idx_dir" in fv:
+    return fv
+  flags.DEFINE_string("output_dir", None, "Where the TFRecords and dataset_info.json go.",
+                      flag_values=fv)
+  flags.DEFINE_string("idx_dir", None, "A folder already holding the four Fashion-MNIST IDX files "
+                      "(default: Debian's, else a download).", flag_values=fv)
+  flags.DEFINE_integer("train_shards", 10, "Train shards (60,000 images).", flag_values=fv)
+  flags.DEFINE_integer("validation_shards", 2, "Validation shards (the 10,000 test images).",
+                       flag_values=fv)
+  flags.DEFINE_integer("num_workers", min(2, os.cpu_count() or 1), "Processes writing shards.",
+                       flag_values=fv)
+  return fv
 
 
 class FetchError(RuntimeError):
@@ -117,17 +126,23 @@ def main(argv):
 
   if len(argv) > 1:
     fail(f"unexpected argument {argv[1]!r}: every setting is a --flag (see --help)")
-  if not FLAGS.output_dir:
+  fv = flags.FLAGS
+  if not fv.output_dir:
     fail("--output_dir is required: the folder the TFRecords go to, e.g. data/fashion_mnist")
   for flag in ("train_shards", "validation_shards", "num_workers"):
-    if FLAGS[flag].value < 1:
-      fail(f"--{flag}={FLAGS[flag].value}: give a positive number")
+    if fv[flag].value < 1:
+      fail(f"--{flag}={fv[flag].value}: give a positive number")
   try:
-    fetch(FLAGS.output_dir, FLAGS.idx_dir, FLAGS.train_shards, FLAGS.validation_shards,
-          FLAGS.num_workers)
+    fetch(fv.output_dir, fv.idx_dir, fv.train_shards, fv.validation_shards,
+          fv.num_workers)
   except (FetchError, image_sources.SourceError) as e:
     fail(str(e))
 
 
-if __name__ == "__main__":
+def run():
+  define_flags()
   app.run(main)
+
+
+if __name__ == "__main__":
+  run()

@@ -8,7 +8,7 @@ import io
 from typing import NamedTuple
 
 import numpy as np
-from PIL import Image
+from PIL import Image, UnidentifiedImageError
 
 # slim used quality 100; 95 keeps the re-encoding loss invisible at a third of the size.
 JPEG_QUALITY = 95
@@ -60,6 +60,9 @@ def _encode_file(path):
         return Encoded(data, "JPEG", height, width, 3)
       out = io.BytesIO()
       _to_rgb(image).save(out, format="JPEG", quality=JPEG_QUALITY)
+  except UnidentifiedImageError:
+    # Pillow's own message names an in-memory buffer address, useless to a user and not repeatable.
+    raise BadImage("not a readable JPEG, PNG, GIF or BMP image") from None
   except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as e:
     raise BadImage(str(e) or type(e).__name__) from e
   return Encoded(out.getvalue(), "JPEG", height, width, 3)

@@ -38,8 +38,12 @@ class Item(NamedTuple):
     """Feeds what identifies this item's content into `digest`, so a changed input redoes its shard."""
     digest.update(f"{self.filename}\0{self.label}\0".encode())
     if self.path is not None:
-      st = os.stat(self.path)
-      digest.update(f"{self.path}\0{st.st_size}\0{st.st_mtime_ns}\0".encode())
+      try:
+        st = os.stat(self.path)
+        stamp = f"{st.st_size}\0{st.st_mtime_ns}"
+      except OSError:
+        stamp = "unreadable"  # the worker reports it; planning must not stop here
+      digest.update(f"{self.path}\0{stamp}\0".encode())
     if self.pixels is not None:
       digest.update(str(self.pixels.shape).encode())
       digest.update(np.ascontiguousarray(self.pixels).tobytes())
@@ -91,7 +95,7 @@ def _list_folder_split(root, flag, classes, seed):
     for entry in sorted(os.scandir(os.path.join(root, folder)), key=lambda e: e.name):
       if (entry.is_file() and not entry.name.startswith(".")
           and entry.name.lower().endswith(IMAGE_EXTENSIONS)):
-        items.append(Item(entry.name, index[folder], path=entry.path))
+        items.append(Item(entry.name, index[folder], path=os.path.abspath(entry.path)))
   if not items:
     raise SourceError(f"{flag}={root} holds no images ({', '.join(IMAGE_EXTENSIONS)}) in its "
                       "class sub-folders: check the path")

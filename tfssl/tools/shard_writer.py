@@ -106,9 +106,12 @@ def write_shard(task, progress=None):
           raise StrictFailure(item.describe(), str(e)) from None
         skipped.append({"file": item.describe(), "reason": str(e)})
       else:
-        writer.write(tfrecord.make_example(
+        example = tfrecord.make_example(
             enc.data, enc.fmt, item.label + tfrecord.LABEL_OFFSET, task.classes[item.label],
-            enc.height, enc.width, enc.channels, item.filename).SerializeToString())
+            enc.height, enc.width, enc.channels, item.filename)
+        # deterministic: the feature map's order otherwise follows the process's string hashing,
+        # and two runs would write different bytes for the same records.
+        writer.write(example.SerializeToString(deterministic=True))
         written += 1
       pending += 1
       if progress and pending == 64:
