@@ -16,4 +16,5 @@ Contract (used by tasks and the export):
     (root_conv_stride=1, strides=(2, 2, 1)).
 """
 
-from tfssl.models.factory import get_net, get_net_for_task  # noqa: F401
+from tfssl.models.factory import ARCHITECTURES, get_net, get_net_for_task  # noqa: F401
+from tfssl.models.heads import LinearHead, MLPHead, PatchHead, ProjectionHead  # noqa: F401

@@ -1,0 +1,63 @@
+"""`get_net` / `get_net_for_task`: a backbone by name, with the original's defaults.
+
+Names match exactly, unlike the original's substring test: 'resnet50' is a substring of
+'cifar_resnet50', which is a different net.
+"""
+
+from tfssl.models.cifar_resnet import cifar_resnet18, cifar_resnet50, resnet18
+from tfssl.models.resnet import resnet50
+from tfssl.models.revnet import revnet50
+from tfssl.models.vgg import vgg19
+
+ARCHITECTURES = ("resnet50", "revnet50", "vgg19", "cifar_resnet18", "cifar_resnet50", "resnet18")
+
+# The jigsaw / relative-patch-location variant keeps more resolution for 64x64 patches.
+PATCH_ROOT_CONV_STRIDE = 1
+PATCH_STRIDES = (2, 2, 1)
+
+
+def default_filters_factor(architecture):
+  """8 for VGG (vanilla VGG19 starts at 64 = 8*8), 4 for the ResNets (64 = 16*4)."""
+  return 8 if architecture == "vgg19" else 4
+
+
+def get_net(architecture, num_classes, filters_factor=None, last_relu=True, mode="v2",
+            root_conv_stride=2, strides=(2, 2, 2), global_bn=False, name=None):
+  """Builds the backbone `architecture`; see the package docstring for the contract.
+
+  VGG19 takes only filters_factor (the original never passed it the ResNet options); RevNet and
+  the small ResNets have no v1/v2 choice, so `mode` only reaches resnet50.
+  """
+  if architecture not in ARCHITECTURES:
+    raise ValueError("Unsupported architecture %r: use one of %s."
+                     % (architecture, ", ".join(ARCHITECTURES)))
+  if filters_factor is None:
+    filters_factor = default_filters_factor(architecture)
+  last_relu = True if last_relu is None else last_relu
+  common = dict(num_classes=num_classes, filters_factor=int(filters_factor),
+                global_bn=bool(global_bn), name=name or architecture)
+  if architecture == "vgg19":
+    return vgg19(**common)
+  common.update(last_relu=last_relu, root_conv_stride=int(root_conv_stride),
+                strides=tuple(int(s) for s in strides))
+  if architecture == "resnet50":
+    return resnet50(mode=mode or "v2", **common)
+  builders = {"revnet50": revnet50, "cifar_resnet18": cifar_resnet18,
+              "cifar_resnet50": cifar_resnet50, "resnet18": resnet18}
+  return builders[architecture](**common)
+
+
+def get_net_for_task(config, num_classes, patch=False):
+  """`get_net` with architecture, filters_factor, last_relu, mode and global_bn from a Config.
+
+  `patch=True` gives the jigsaw/RPL variant (root conv stride 1, block strides (2, 2, 1)).
+  """
+  if not config.architecture:
+    raise ValueError("No architecture given: set --architecture to one of %s."
+                     % ", ".join(ARCHITECTURES))
+  extra = {}
+  if patch:
+    extra = dict(root_conv_stride=PATCH_ROOT_CONV_STRIDE, strides=PATCH_STRIDES)
+  return get_net(config.architecture, num_classes, filters_factor=config.filters_factor,
+                 last_relu=config.last_relu, mode=config.mode, global_bn=config.global_bn,
+                 **extra)

@@ -1,0 +1,86 @@
+"""Building blocks shared by the backbones: the BN factory, the original's padding, the logits conv.
+
+Padding: the original pads explicitly ("fixed padding": (k-1)//2 before, the rest after) and then
+runs a VALID conv or pool. For stride 1 that equals Keras 'same'; for stride 2 on an even input
+'same' would pad (0, 1) instead of (k-1)//2 before, shifting every sampled window by one pixel, so
+strided layers pad by hand.
+"""
+
+import keras
+from keras import ops
+
+# TF1 `tf.layers.batch_normalization` defaults, which the original used everywhere in the backbones.
+BN_MOMENTUM = 0.99
+BN_EPSILON = 1e-3
+
+
+def batch_norm(global_bn=False, momentum=BN_MOMENTUM, epsilon=BN_EPSILON, name=None, **kwargs):
+  """The one place BatchNorm is made; `global_bn` syncs batch statistics across replicas."""
+  return keras.layers.BatchNormalization(
+      momentum=momentum, epsilon=epsilon, synchronized=bool(global_bn), name=name, **kwargs)
+
+
+def fixed_padding(x, kernel_size):
+  """Zero-pads H and W as the original: (k-1)//2 before, the remainder after."""
+  total = kernel_size - 1
+  before = total // 2
+  return ops.pad(x, [[0, 0], [before, total - before], [before, total - before], [0, 0]])
+
+
+class FixedPaddingConv(keras.layers.Layer):
+  """Bias-free conv with glorot-uniform init (the TF default) and the original's padding."""
+
+  def __init__(self, filters, kernel_size, strides=1, **kwargs):
+    super().__init__(**kwargs)
+    self.kernel_size = kernel_size
+    self.strides = strides
+    explicit = strides > 1
+    self.conv = keras.layers.Conv2D(
+        filters, kernel_size, strides=strides, padding="valid" if explicit else "same",
+        use_bias=False, kernel_initializer="glorot_uniform", name="conv")
+
+  def call(self, x):
+    if self.strides > 1:
+      x = fixed_padding(x, self.kernel_size)
+    return self.conv(x)
+
+
+def conv1x1(filters, strides=1, name=None):
+  """Bias-free 1x1 conv; for a 1x1 kernel 'same' and 'valid' sample the same pixels."""
+  return keras.layers.Conv2D(filters, 1, strides=strides, padding="valid", use_bias=False,
+                             kernel_initializer="glorot_uniform", name=name)
+
+
+class FixedPaddingMaxPool(keras.layers.Layer):
+  """The root max-pool: zero padding (not -inf) then a VALID pool, as the original.
+
+  Zeros matter in v2 and RevNet, whose stem has no ReLU: a border of negative activations pools
+  to 0 here, where Keras 'same' would keep the negative maximum.
+  """
+
+  def __init__(self, pool_size=3, strides=2, **kwargs):
+    super().__init__(**kwargs)
+    self.pool_size = pool_size
+    self.pool = keras.layers.MaxPooling2D(pool_size, strides=strides, padding="valid", name="pool")
+
+  def call(self, x):
+    return self.pool(fixed_padding(x, self.pool_size))
+
+
+def logits_conv(num_classes, name="logits"):
+  """1x1 conv with bias on the pooled features; float32 so softmax and losses run in float32."""
+  return keras.layers.Conv2D(num_classes, 1, use_bias=True, kernel_initializer="glorot_uniform",
+                             dtype="float32", name=name)
+
+
+class Stage(keras.layers.Layer):
+  """Runs its units in order; one Stage per end point gives paths like `block2/unit1/...`."""
+
+  def __init__(self, members, **kwargs):
+    super().__init__(**kwargs)
+    self.members = list(members)
+
+  def call(self, x, training=False):
+    for member in self.members:
+      x = member(x, training=training)
+    return x

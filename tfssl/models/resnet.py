@@ -1,0 +1,125 @@
+"""ResNet50 v1 and v2 as the original `models/resnet.py` (reference A7).
+
+Widths: the root conv has 16*ff filters, block outputs are 64*ff, 128*ff, 256*ff, 512*ff with
+bottleneck inner width out/4; ff=4 is the vanilla ResNet50 (pre_logits 2048).
+Both versions put the stride on the 3x3 conv ("v1.5"): a strided 1x1 would skip 3 of every 4 pixels.
+"""
+
+import keras
+from keras import ops
+
+from tfssl.models.backbone import Backbone
+from tfssl.models.layers import (FixedPaddingConv, FixedPaddingMaxPool, Stage, batch_norm,
+                                 conv1x1)
+
+
+class BottleneckV1(keras.layers.Layer):
+  """Post-activation bottleneck: 1x1, 3x3/stride, 1x1, each followed by BN; add; ReLU."""
+
+  def __init__(self, filters, strides=1, project=False, global_bn=False, **kwargs):
+    super().__init__(**kwargs)
+    self.shortcut = conv1x1(filters, strides, name="shortcut") if project else None
+    self.shortcut_bn = batch_norm(global_bn, name="shortcut_bn") if project else None
+    self.conv1 = conv1x1(filters // 4, name="conv1")
+    self.bn1 = batch_norm(global_bn, name="bn1")
+    self.conv2 = FixedPaddingConv(filters // 4, 3, strides, name="conv2")
+    self.bn2 = batch_norm(global_bn, name="bn2")
+    self.conv3 = conv1x1(filters, name="conv3")
+    self.bn3 = batch_norm(global_bn, name="bn3")
+
+  def call(self, x, training=False):
+    shortcut = x
+    if self.shortcut is not None:
+      shortcut = self.shortcut_bn(self.shortcut(x), training=training)
+    y = ops.relu(self.bn1(self.conv1(x), training=training))
+    y = ops.relu(self.bn2(self.conv2(y), training=training))
+    y = self.bn3(self.conv3(y), training=training)
+    return ops.relu(shortcut + y)
+
+
+class BottleneckV2(keras.layers.Layer):
+  """Pre-activation bottleneck: BN ReLU, then 1x1, BN ReLU, 3x3/stride, BN ReLU, 1x1; add, no ReLU.
+
+  The projection shortcut reads the *pre-activated* input, as the original. `no_shortcut` returns
+  the residual branch alone (RevNet's F).
+  """
+
+  def __init__(self, filters, strides=1, project=False, no_shortcut=False, global_bn=False,
+               **kwargs):
+    super().__init__(**kwargs)
+    self.no_shortcut = no_shortcut
+    self.preact_bn = batch_norm(global_bn, name="preact_bn")
+    self.shortcut = conv1x1(filters, strides, name="shortcut") if project else None
+    self.conv1 = conv1x1(filters // 4, name="conv1")
+    self.bn1 = batch_norm(global_bn, name="bn1")
+    self.conv2 = FixedPaddingConv(filters // 4, 3, strides, name="conv2")
+    self.bn2 = batch_norm(global_bn, name="bn2")
+    self.conv3 = conv1x1(filters, name="conv3")
+
+  def call(self, x, training=False):
+    preact = ops.relu(self.preact_bn(x, training=training))
+    y = self.conv1(preact)
+    y = self.conv2(ops.relu(self.bn1(y, training=training)))
+    y = self.conv3(ops.relu(self.bn2(y, training=training)))
+    if self.no_shortcut:
+      return y
+    shortcut = x if self.shortcut is None else self.shortcut(preact)
+    return y + shortcut
+
+
+class ResNet(Backbone):
+  """ResNet v1 / v2 with the original's options; `num_layers=(3, 4, 6, 3)` is ResNet50."""
+
+  def __init__(self, num_layers=(3, 4, 6, 3), num_classes=None, filters_factor=4, last_relu=True,
+               mode="v2", root_conv_stride=2, strides=(2, 2, 2), global_bn=False, name="resnet50"):
+    if mode not in ("v1", "v2"):
+      raise ValueError("Unknown ResNet mode %r: use 'v1' or 'v2'." % (mode,))
+    if mode == "v1" and not last_relu:
+      raise ValueError("last_relu is always True (implicitly) in the v1 mode.")
+    if len(strides) != 3:
+      raise ValueError("strides must give the strides of blocks 2..4, e.g. (2, 2, 2); got %r"
+                       % (strides,))
+    width = 16 * filters_factor
+    out = 4 * width
+    super().__init__(num_classes, feature_dim=out * 8,
+                     feature_end_points=("after_root", "block1", "block2", "block3", "block4"),
+                     name=name)
+    self.mode = mode
+    self.last_relu = last_relu
+    self.root_conv = FixedPaddingConv(width, 7, root_conv_stride, name="root_conv")
+    # v2 leaves the stem un-normalised: the first unit's pre-activation BN does that job.
+    self.root_bn = batch_norm(global_bn, name="root_bn") if mode == "v1" else None
+    self.root_pool = FixedPaddingMaxPool(3, 2, name="root_pool")
+    unit = BottleneckV1 if mode == "v1" else BottleneckV2
+    in_channels = width
+    self.blocks = []
+    for index, (count, stride) in enumerate(zip(num_layers, (1,) + tuple(strides))):
+      units = []
+      for j in range(count):
+        unit_stride = stride if j == 0 else 1
+        project = unit_stride > 1 or out != in_channels
+        units.append(unit(out, unit_stride, project=project, global_bn=global_bn,
+                          name="unit%d" % (j + 1)))
+        in_channels = out
+      self.blocks.append(Stage(units, name="block%d" % (index + 1)))
+      out *= 2
+    self.final_bn = batch_norm(global_bn, name="final_bn") if mode == "v2" else None
+
+  def features(self, images, training, end_points):
+    x = self.root_conv(images)
+    if self.root_bn is not None:
+      x = ops.relu(self.root_bn(x, training=training))
+    x = self.root_pool(x)
+    end_points["after_root"] = x
+    for index, block in enumerate(self.blocks):
+      x = block(x, training=training)
+      end_points["block%d" % (index + 1)] = x
+    if self.final_bn is not None:
+      x = self.final_bn(x, training=training)
+      if self.last_relu:
+        x = ops.relu(x)
+    return x
+
+
+def resnet50(**kwargs):
+  return ResNet(num_layers=(3, 4, 6, 3), **kwargs)
