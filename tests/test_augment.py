@@ -1,0 +1,209 @@
+"""The contrastive view-making ops: shapes, ranges, independence of views, deterministic eval, and
+the building blocks against NumPy / PIL computations of what they are defined as."""
+
+import numpy as np
+import pytest
+import tensorflow as tf
+from PIL import Image, ImageFilter, ImageOps, ImageEnhance
+
+from tfssl.config import Config
+from tfssl.data import augment
+from tfssl.data.preprocess import get_preprocess_fn
+
+RNG = np.random.RandomState(0)
+IMAGE = RNG.randint(0, 256, size=(28, 28, 3)).astype(np.uint8)
+SWAV = dict(nmb_crops="2,3", size_crops="32,16", min_scale_crops="0.14,0.05",
+            max_scale_crops="1,0.14")
+
+
+def _run(op, is_training, seed=(1, 2), image=IMAGE, **config):
+  fn = get_preprocess_fn(op, Config.make(**config), is_training)
+  out = fn({"image": tf.constant(image), "label": tf.constant(3)}, seed=tf.constant(seed, tf.int64))
+  return {k: v.numpy() for k, v in out.items()}
+
+
+@pytest.mark.parametrize("op", ["simclr_augment", "byol_augment"])
+def test_two_view_ops_give_two_different_views_in_0_1(op):
+  out = _run(op, True, image_size=32)
+  views = out["image"]
+  assert views.shape == (2, 32, 32, 3) and views.dtype == np.float32
+  assert views.min() >= 0.0 and views.max() <= 1.0
+  assert np.abs(views[0] - views[1]).mean() > 0.01
+  assert out["label"] == 3
+
+
+def test_views_repeat_with_the_seed_and_change_without_it():
+  a = _run("simclr_augment", True, seed=(5, 6), image_size=32)["image"]
+  b = _run("simclr_augment", True, seed=(5, 6), image_size=32)["image"]
+  c = _run("simclr_augment", True, seed=(7, 8), image_size=32)["image"]
+  np.testing.assert_array_equal(a, b)
+  assert np.abs(a - c).mean() > 0.01
+
+
+@pytest.mark.parametrize("op", ["simclr_augment", "byol_augment", "center_crop_resize"])
+def test_eval_view_is_the_centre_crop_and_deterministic(op):
+  # 64 px, image_size 56: SimCLR's 0.875 centre crop is 56 px from (4, 4), resized 56 -> 56.
+  image = RNG.randint(0, 256, size=(64, 64, 3)).astype(np.uint8)
+  a = _run(op, False, seed=(1, 1), image=image, image_size=56)["image"]
+  b = _run(op, False, seed=(9, 9), image=image, image_size=56)["image"]
+  np.testing.assert_array_equal(a, b)
+  np.testing.assert_allclose(a, image[4:60, 4:60] / 255.0, atol=1e-5)
+
+
+def test_small_eval_images_are_only_resized():
+  # CIFAR-sized: no crop (SimCLR's test_crop is off for <= 32 px); 28 -> 28 keeps every pixel.
+  out = _run("simclr_augment", False, image_size=28)["image"]
+  np.testing.assert_allclose(out, IMAGE / 255.0, atol=1e-5)
+
+
+def test_multi_crop_groups_by_size_in_flag_order():
+  out = _run("multi_crop", True, **SWAV)
+  assert set(out) == {"crops_32", "crops_16", "label"}
+  assert out["crops_32"].shape == (2, 32, 32, 3) and out["crops_16"].shape == (3, 16, 16, 3)
+  for key in ("crops_32", "crops_16"):
+    assert out[key].min() >= 0.0 and out[key].max() <= 1.0
+  assert np.abs(out["crops_16"][0] - out["crops_16"][1]).mean() > 0.01
+  config = Config.make(nmb_crops="1,2,3", size_crops="32,16,32", min_scale_crops="0.1,0.1,0.1",
+                       max_scale_crops="1,1,1")
+  groups = augment.crop_groups(config)
+  assert [(key, sum(n for n, _, _ in parts)) for key, _, parts in groups] == [("crops_32", 4),
+                                                                               ("crops_16", 2)]
+  assert augment.num_crops(config) == 6
+  evaluated = _run("multi_crop", False, **SWAV)
+  assert evaluated["image"].shape == (32, 32, 3)
+
+
+def test_multi_crop_rejects_mismatched_lists():
+  with pytest.raises(ValueError, match="same number"):
+    augment.crop_groups(Config.make(nmb_crops="2,6", size_crops="224"))
+
+
+def test_ava_views_are_three_normalised_views_and_eval_is_normalize_only():
+  out = _run("ava_views", True, image_size=32)["image"]
+  assert out.shape == (3, 32, 32, 3)
+  low = (0 - np.array(augment.CIFAR_MEAN)) / np.array(augment.CIFAR_STD)
+  high = (1 - np.array(augment.CIFAR_MEAN)) / np.array(augment.CIFAR_STD)
+  assert np.all(out >= low - 1e-5) and np.all(out <= high + 1e-5)
+  assert np.abs(out[0] - out[2]).mean() > 0.01
+  image = RNG.randint(0, 256, size=(32, 32, 3)).astype(np.uint8)
+  evaluated = _run("ava_views", False, image=image)["image"]
+  expected = (image / 255.0 - np.array(augment.CIFAR_MEAN)) / np.array(augment.CIFAR_STD)
+  np.testing.assert_allclose(evaluated, expected, atol=1e-4)
+
+
+# ---- building blocks ----
+
+def test_zero_strength_jitter_is_identity_and_grayscale_uses_luma():
+  x = tf.constant(RNG.rand(8, 8, 3).astype(np.float32))
+  np.testing.assert_allclose(augment.color_jitter(x, 0, 0, 0, 0), x.numpy(), atol=1e-6)
+  gray = augment.to_grayscale(x).numpy()
+  luma = x.numpy() @ np.array([0.2989, 0.587, 0.114])
+  for c in range(3):
+    np.testing.assert_allclose(gray[..., c], luma, atol=1e-3)
+
+
+def test_brightness_is_multiplicative():
+  x = tf.constant(RNG.rand(8, 8, 3).astype(np.float32) * 0.5)
+  out = augment.color_jitter(x, 0.5, 0, 0, 0).numpy()
+  ratio = out / x.numpy()
+  assert 0.5 <= ratio.mean() <= 1.5
+  np.testing.assert_allclose(ratio, ratio.mean(), rtol=1e-4)
+
+
+def test_gaussian_blur_is_the_separable_kernel_with_zero_padding():
+  x = RNG.rand(9, 9, 3).astype(np.float32)
+  sigma, size = 1.3, 5
+  r = np.arange(-2, 3)
+  k = np.exp(-r ** 2 / (2 * sigma ** 2))
+  k /= k.sum()
+  padded = np.pad(x, [(2, 2), (2, 2), (0, 0)])
+  expected = np.zeros_like(x)
+  for i in range(9):
+    for j in range(9):
+      expected[i, j] = np.einsum("a,b,abc->c", k, k, padded[i:i + 5, j:j + 5])
+  out = augment.gaussian_blur(tf.constant(x), sigma, size).numpy()
+  np.testing.assert_allclose(out, expected, atol=1e-5)
+
+
+# ---- RandAugment against PIL, on uint8-valued images ----
+
+def _op(name):
+  return {n: fn for n, fn, _, _ in augment.RANDAUGMENT_OPS}[name]
+
+
+def _tf(image, name, value=0.0):
+  return _op(name)(tf.constant(image, tf.float32), value).numpy()
+
+
+@pytest.mark.parametrize("name,pil", [
+    ("AutoContrast", ImageOps.autocontrast),
+    ("Equalize", ImageOps.equalize),
+    ("Invert", ImageOps.invert),
+])
+def test_parameterless_ops_match_pil(name, pil):
+  # A narrow range, so autocontrast and equalize really move the pixels.
+  image = RNG.randint(40, 180, size=(16, 16, 3)).astype(np.uint8)
+  expected = np.asarray(pil(Image.fromarray(image)), np.float32)
+  np.testing.assert_array_equal(_tf(image, name), expected)
+
+
+def test_magnitude_ops_match_pil_at_m10():
+  image = RNG.randint(0, 256, size=(16, 16, 3)).astype(np.uint8)
+  pil = Image.fromarray(image)
+  value = lambda low, high: augment.randaugment_value(10, low, high)
+  np.testing.assert_array_equal(_tf(image, "Posterize", value(0, 4)),
+                                np.asarray(ImageOps.posterize(pil, 1), np.float32))
+  np.testing.assert_array_equal(_tf(image, "Solarize", value(0, 256)),
+                                np.asarray(ImageOps.solarize(pil, value(0, 256)), np.float32))
+  added = Image.fromarray(np.clip(image + value(0, 110), 0, 255).astype(np.uint8))
+  np.testing.assert_array_equal(_tf(image, "SolarizeAdd", value(0, 110)),
+                                np.asarray(ImageOps.solarize(added, 128), np.float32))
+  contrast = np.asarray(ImageEnhance.Contrast(pil).enhance(value(0.1, 1.9)), np.float32)
+  np.testing.assert_array_equal(_tf(image, "Contrast", value(0.1, 1.9)), contrast)
+  sharp = np.asarray(ImageEnhance.Sharpness(pil).enhance(value(0.1, 1.9)), np.float32)
+  np.testing.assert_array_equal(_tf(image, "Sharpness", value(0.1, 1.9)), sharp)
+  for name, pil_filter in (("BLUR", ImageFilter.BLUR), ("CONTOUR", ImageFilter.CONTOUR),
+                           ("EMBOSS", ImageFilter.EMBOSS), ("FIND_EDGES", ImageFilter.FIND_EDGES)):
+    expected = np.asarray(pil.filter(pil_filter), np.float32)
+    np.testing.assert_array_equal(_tf(image, name), expected, err_msg=name)
+
+
+@pytest.mark.parametrize("name,value,pil_args", [
+    ("Rotate", 10.0, lambda pil, v: pil.rotate(v)),
+    ("Rotate", 90.0, lambda pil, v: pil.rotate(v)),
+    ("ShearX", 0.1, lambda pil, v: pil.transform(pil.size, Image.AFFINE, (1, v, 0, 0, 1, 0))),
+    ("ShearY", 0.3, lambda pil, v: pil.transform(pil.size, Image.AFFINE, (1, 0, 0, v, 1, 0))),
+    ("TranslateXabs", 5.0, lambda pil, v: pil.transform(pil.size, Image.AFFINE, (1, 0, v, 0, 1, 0))),
+    ("TranslateYabs", 5.0, lambda pil, v: pil.transform(pil.size, Image.AFFINE, (1, 0, 0, 0, 1, v))),
+])
+def test_geometric_ops_match_pil_with_a_random_sign(name, value, pil_args):
+  image = RNG.randint(1, 256, size=(16, 16, 3)).astype(np.uint8)
+  pil = Image.fromarray(image)
+  candidates = [np.asarray(pil_args(pil, v), np.float32) for v in (value, -value)]
+  signs = set()
+  for _ in range(24):
+    out = _tf(image, name, value)
+    matches = [i for i, c in enumerate(candidates) if np.array_equal(out, c)]
+    assert matches, name
+    signs.update(matches)
+  assert signs == {0, 1}  # both directions occur (probability 1 - 2^-23)
+
+
+def test_cutout_paints_one_grey_square():
+  image = np.zeros((32, 32, 3), np.float32)
+  out = _tf(image, "CutoutAbs", 10.0)
+  painted = np.all(out == [125.0, 123.0, 114.0], axis=-1)
+  rows, cols = np.nonzero(painted)
+  assert painted.sum() == (rows.max() - rows.min() + 1) * (cols.max() - cols.min() + 1)
+  assert rows.max() - rows.min() <= 10 and cols.max() - cols.min() <= 10
+  assert np.all(out[~painted] == 0)
+
+
+def test_randaugment_picks_ops_by_index_and_keeps_uint8_values():
+  image = RNG.randint(0, 256, size=(16, 16, 3)).astype(np.float32)
+  invert = augment.apply_randaugment_op(tf.constant(image), tf.constant(2), 10).numpy()
+  np.testing.assert_array_equal(invert, 255.0 - image)
+  out = augment.randaugment(tf.constant(image), 2, 10).numpy()
+  assert out.shape == image.shape
+  assert out.min() >= 0 and out.max() <= 255 and np.array_equal(out, np.round(out))
+  assert len(augment.RANDAUGMENT_OPS) == 18
