@@ -15,11 +15,12 @@ install: $(STAMP)
 # Re-runs only when setup.py changes; the editable install picks up code changes by itself.
 $(STAMP): setup.py
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q --upgrade pip setuptools wheel
 	# No GPU here: the CPU build of TensorFlow (setup.py then requires it instead of `tensorflow`).
 	if ! command -v nvidia-smi >/dev/null 2>&1 && ! $(PY) -c "import tensorflow" 2>/dev/null; then \
 	  $(PY) -m pip install -q "tensorflow-cpu>=2.21"; fi
-	$(PY) -m pip install -q -e ".[test]"
+	# No build isolation: setup.py must see the TensorFlow build installed above to require it.
+	$(PY) -m pip install -q --no-build-isolation -e ".[test]"
 	touch $(STAMP)
 
 # Fashion-MNIST as TFRecords: Debian's dataset-fashion-mnist, else tensorflow-datasets' download.

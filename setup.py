@@ -30,6 +30,7 @@ setup(
         _tensorflow_requirement(),
         "tensorflow-datasets",
         "absl-py",
+        "tensorboard",
         "numpy",
         "pillow",
         "matplotlib",
