@@ -91,7 +91,13 @@ class Task(keras.Model):
     if wd == 0.0 or self.config.optimizer == "lars":
       return tf.constant(0.0, tf.float32)
     variables = self.trainable_variables if variables is None else variables
-    terms = [tf.nn.l2_loss(tf.cast(v, tf.float32)) for v in variables if is_decayed(v)]
+    # Nets may exempt more (RevNet's stem "random projection" had no regularizer in the original).
+    exempt = set()
+    for layer in self._flatten_layers(include_self=False):
+      if hasattr(layer, "no_weight_decay_variables"):
+        exempt.update(id(v) for v in layer.no_weight_decay_variables())
+    terms = [tf.nn.l2_loss(tf.cast(v, tf.float32)) for v in variables
+             if is_decayed(v) and id(v) not in exempt]
     if not terms:
       return tf.constant(0.0, tf.float32)
     return wd * tf.add_n(terms)
