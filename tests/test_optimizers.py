@@ -1,0 +1,261 @@
+"""Learning-rate schedules and optimizers against hand computations and the TF1 originals."""
+
+import math
+import os
+import subprocess
+import sys
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from tfssl import optimizers
+from tfssl.config import Config
+
+
+def _config(**overrides):
+  flags = dict(task="supervised", lr=0.1, batch_size=64, lr_scale_batch_size=256, epochs=10)
+  flags.update(overrides)
+  return Config.make(**flags)
+
+
+def _values(schedule, steps):
+  return [float(schedule(step)) for step in steps]
+
+
+# ---- schedules -------------------------------------------------------------------------------
+
+def test_piecewise_schedule_hand_values():
+  # base = 0.1 * 64 / 256 = 0.025; warm-up over 2 epochs * 10 steps; decays at epochs 5 and 8.
+  schedule = optimizers.build_lr_schedule(
+      _config(warmup_epochs=2, decay_epochs="5,8", lr_decay_factor=0.1), 10, 100)
+  steps = [0, 10, 19, 20, 50, 51, 80, 81, 99]
+  want = [0.0, 0.0125, 0.02375, 0.025, 0.025, 0.0025, 0.0025, 0.00025, 0.00025]
+  np.testing.assert_allclose(_values(schedule, steps), want, rtol=1e-6)
+
+
+def _original_get_lr(step, base, steps_per_epoch, decay_epochs, factor, warmup_epochs):
+  """The original trainer's get_lr, in Python: warm-up, then tf.train.piecewise_constant."""
+  if step < warmup_epochs * steps_per_epoch:
+    return step * base / (warmup_epochs * steps_per_epoch)
+  boundaries = [int(e * steps_per_epoch) for e in decay_epochs]
+  for i, boundary in enumerate(boundaries):
+    if step <= boundary:
+      return base * factor ** i
+  return base * factor ** len(boundaries)
+
+
+def test_piecewise_schedule_matches_the_original_with_fractional_epochs():
+  config = _config(lr=0.2, batch_size=32, lr_scale_batch_size=128, warmup_epochs=0.55,
+                   decay_epochs="1.5,3.25", lr_decay_factor=0.5)
+  schedule = optimizers.build_lr_schedule(config, 10, 40)
+  steps = range(45)
+  want = [_original_get_lr(s, 0.05, 10, (1.5, 3.25), 0.5, 0.55) for s in steps]
+  np.testing.assert_allclose(_values(schedule, steps), want, rtol=1e-6)
+
+
+def test_piecewise_default_decay_is_none_until_the_last_epoch():
+  # The original's default decay_epochs is [epochs]: constant lr for the whole run.
+  schedule = optimizers.build_lr_schedule(_config(lr=0.3, batch_size=256), 10, 100)
+  np.testing.assert_allclose(_values(schedule, [0, 55, 100]), [0.3, 0.3, 0.3], rtol=1e-6)
+
+
+def test_cosine_schedule_hand_values():
+  # SimCLR: base 0.3 * 512 / 256 = 0.6, 1 warm-up epoch of 10 steps, cosine over 40 steps to 0.
+  config = _config(lr=0.3, batch_size=512, lr_scale_batch_size=256, warmup_epochs=1,
+                   lr_schedule="cosine")
+  schedule = optimizers.build_lr_schedule(config, 10, 50)
+  steps = [0, 5, 10, 20, 30, 50, 60]
+  want = [0.0, 0.3, 0.6, 0.6 * 0.5 * (1 + math.cos(math.pi / 4)), 0.3, 0.0, 0.0]
+  np.testing.assert_allclose(_values(schedule, steps), want, rtol=1e-6, atol=1e-7)
+
+
+def test_schedule_survives_keras_serialization():
+  schedule = optimizers.build_lr_schedule(
+      _config(warmup_epochs=1, decay_epochs="3", lr_schedule="piecewise"), 10, 50)
+  clone = keras.optimizers.schedules.deserialize(keras.optimizers.schedules.serialize(schedule))
+  steps = [0, 5, 10, 30, 31, 49]
+  assert isinstance(clone, optimizers.WarmupSchedule)
+  np.testing.assert_allclose(_values(clone, steps), _values(schedule, steps))
+
+
+def test_unknown_schedule_is_one_clear_line():
+  with pytest.raises(ValueError, match="unknown lr schedule 'linear'") as error:
+    optimizers.build_lr_schedule(_config(lr_schedule="linear"), 10, 100)
+  assert "\n" not in str(error.value)
+
+
+# ---- LARS ------------------------------------------------------------------------------------
+
+def _lars_reference(weights, grads_per_step, lr, momentum, wd, eeta, adapted, nesterov=False):
+  """SimCLR's lars_optimizer.py (classic momentum), one variable at a time, in float64."""
+  out = []
+  for w, grads, adapt in zip(weights, zip(*grads_per_step), adapted):
+    w, v = w.astype(np.float64), np.zeros(w.shape)
+    for g in grads:
+      g = g.astype(np.float64)
+      trust = 1.0
+      if adapt:
+        g = g + wd * w
+        w_norm, g_norm = np.linalg.norm(w), np.linalg.norm(g)
+        trust = eeta * w_norm / g_norm if w_norm > 0 and g_norm > 0 else 1.0
+      v = momentum * v + lr * trust * g
+      w = w - (momentum * v + lr * trust * g if nesterov else v)
+    out.append(w)
+  return out
+
+
+def _dense_bn_model(seed):
+  model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2),
+                            keras.layers.BatchNormalization()])
+  rng = np.random.default_rng(seed)
+  weights = [rng.normal(size=v.shape).astype(np.float32) for v in model.trainable_variables]
+  for v, w in zip(model.trainable_variables, weights):
+    v.assign(w)
+  grads = [[rng.normal(size=w.shape).astype(np.float32) for w in weights] for _ in range(2)]
+  return model, weights, grads
+
+
+@pytest.mark.parametrize("nesterov", [False, True])
+def test_lars_two_steps_match_the_hand_computation(nesterov):
+  model, weights, grads = _dense_bn_model(0)
+  paths = [v.path for v in model.trainable_variables]
+  assert [p.split("/")[-1] for p in paths] == ["kernel", "bias", "gamma", "beta"]
+  # Only the kernel gets weight decay and the trust ratio; bias and BN parameters are excluded.
+  adapted = [True, False, False, False]
+  opt = optimizers.LARS(learning_rate=0.5, momentum=0.9, weight_decay=0.1, nesterov=nesterov)
+  for step, step_grads in enumerate(grads):
+    opt.apply_gradients(zip([tf.constant(g) for g in step_grads], model.trainable_variables))
+    want = _lars_reference(weights, grads[:step + 1], 0.5, 0.9, 0.1, 0.001, adapted, nesterov)
+    for v, w in zip(model.trainable_variables, want):
+      np.testing.assert_allclose(v.numpy(), w, rtol=1e-5, atol=1e-7, err_msg=v.path)
+
+
+def test_lars_trust_ratio_is_one_for_zero_weights():
+  kernel = keras.Variable(np.zeros((2, 2), np.float32), name="kernel")
+  opt = optimizers.LARS(learning_rate=0.1, momentum=0.9, weight_decay=0.0)
+  opt.apply_gradients([(tf.constant([[1.0, 2.0], [3.0, 4.0]]), kernel)])
+  np.testing.assert_allclose(kernel.numpy(), -0.1 * np.array([[1.0, 2.0], [3.0, 4.0]]), rtol=1e-6)
+
+
+def test_lars_config_round_trip():
+  schedule = optimizers.WarmupSchedule(0.4, warmup_steps=3)
+  opt = optimizers.LARS(learning_rate=schedule, momentum=0.8, weight_decay=1e-6, eeta=0.002,
+                        nesterov=True)
+  clone = optimizers.LARS.from_config(opt.get_config())
+  assert (clone.momentum, clone.lars_weight_decay, clone.eeta, clone.nesterov) == (
+      0.8, 1e-6, 0.002, True)
+  assert clone.weight_decay is None  # Keras' decoupled decay stays off
+  np.testing.assert_allclose(float(clone.learning_rate), 0.0)
+
+
+# ---- SGD and Adam against the TF1 originals ---------------------------------------------------
+
+def _run_tf1(optimizer_fn, schedule, grads):
+  step = [0]
+  var = tf.Variable([1.0, -2.0, 0.5])
+  opt = optimizer_fn(lambda: schedule(step[0]))
+  for i, g in enumerate(grads):
+    step[0] = i
+    opt.apply_gradients([(tf.constant(g), var)])
+  return var.numpy()
+
+
+def _run_keras(optimizer, grads):
+  var = keras.Variable([1.0, -2.0, 0.5])
+  for g in grads:
+    optimizer.apply_gradients([(tf.constant(g), var)])
+  return var.numpy()
+
+
+GRADS = [[1.0, 0.5, -1.0], [0.3, -0.2, 2.0], [-1.0, 1.0, 0.5], [0.4, 0.4, 0.4]]
+
+
+def test_sgd_matches_tf1_momentum_optimizer_while_the_lr_changes():
+  schedule = optimizers.WarmupSchedule(0.4, warmup_steps=3)  # 0, 0.133, 0.267, 0.4
+  config = _config(optimizer="sgd", momentum=0.9)
+  got = _run_keras(optimizers.build_optimizer(config, schedule), GRADS)
+  want = _run_tf1(lambda lr: tf.compat.v1.train.MomentumOptimizer(lr, momentum=0.9), schedule,
+                  GRADS)
+  np.testing.assert_allclose(got, want, rtol=1e-6)
+  # Keras' SGD keeps the old lr inside its velocity, so during a warm-up it is another update.
+  keras_sgd = _run_keras(keras.optimizers.SGD(schedule, momentum=0.9), GRADS)
+  assert np.abs(keras_sgd - want).max() > 1e-3
+
+
+def test_adam_matches_tf1_adam_optimizer():
+  schedule = optimizers.WarmupSchedule(0.01, decay="piecewise", boundaries=[1], decay_factor=0.5)
+  got = _run_keras(optimizers.build_optimizer(_config(optimizer="adam"), schedule), GRADS)
+  want = _run_tf1(tf.compat.v1.train.AdamOptimizer, schedule, GRADS)
+  np.testing.assert_allclose(got, want, rtol=1e-6)
+
+
+# ---- build_optimizer -------------------------------------------------------------------------
+
+def test_build_optimizer_kinds_and_loss_scaling():
+  schedule = optimizers.WarmupSchedule(0.1)
+  sgd = optimizers.build_optimizer(_config(optimizer="sgd", momentum=0.8), schedule)
+  assert isinstance(sgd, optimizers.MomentumSGD) and sgd.momentum == 0.8 and not sgd.nesterov
+  lars = optimizers.build_optimizer(_config(optimizer="lars", weight_decay=1e-6), schedule)
+  assert isinstance(lars, optimizers.LARS) and lars.lars_weight_decay == 1e-6
+  scaled = optimizers.build_optimizer(_config(optimizer="lars", precision="mixed_float16"),
+                                      schedule)
+  assert isinstance(scaled, keras.optimizers.LossScaleOptimizer)
+  assert isinstance(scaled.inner_optimizer, optimizers.LARS)
+
+
+def test_unknown_optimizer_is_one_clear_line():
+  with pytest.raises(ValueError, match="unknown --optimizer 'rmsprop': use one of sgd, adam, lars"):
+    optimizers.build_optimizer(_config(optimizer="rmsprop"), optimizers.WarmupSchedule(0.1))
+
+
+# ---- LARS on 2 replicas (a child process: logical devices need a fresh TF) --------------------
+
+def _mirrored_child(path):
+  cpu = tf.config.list_physical_devices("CPU")[0]
+  tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+  strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+  rng = np.random.default_rng(1)
+  # Each replica has its own gradients; the optimizer sums them across replicas.
+  local_grads = [[[rng.normal(size=s).astype(np.float32) for s in ((3, 2), (2,), (2,), (2,))]
+                  for _ in range(2)] for _ in range(2)]  # [step][replica][variable]
+  with strategy.scope():
+    model, _, _ = _dense_bn_model(0)
+    opt = optimizers.LARS(learning_rate=0.5, momentum=0.9, weight_decay=0.1)
+    opt.build(model.trainable_variables)
+
+  @tf.function
+  def apply(grads):
+    strategy.run(lambda g: opt.apply_gradients(zip(g, model.trainable_variables)), args=(grads,))
+
+  for step in range(2):
+    per_replica = strategy.experimental_distribute_values_from_function(
+        lambda ctx, step=step: [tf.constant(g) for g in local_grads[step][
+            ctx.replica_id_in_sync_group]])
+    apply(per_replica)
+  np.savez(path, *[v.numpy() for v in model.trainable_variables],
+           *[np.asarray(g) for g in np.array(local_grads, dtype=object).reshape(-1)])
+
+
+def test_lars_under_mirrored_strategy_equals_one_device_with_summed_gradients(tmp_path):
+  path = str(tmp_path / "lars.npz")
+  env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", CUDA_VISIBLE_DEVICES="")
+  proc = subprocess.run([sys.executable, os.path.abspath(__file__), path], env=env,
+                        capture_output=True, text=True, timeout=600)
+  assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-5000:]
+  with np.load(path, allow_pickle=False) as saved:
+    arrays = [saved["arr_%d" % i] for i in range(len(saved.files))]
+  trained, flat_grads = arrays[:4], arrays[4:]
+  grads = np.empty(16, dtype=object)
+  grads[:] = flat_grads
+  grads = grads.reshape(2, 2, 4)  # [step][replica][variable]
+  summed = [[grads[s, 0, v] + grads[s, 1, v] for v in range(4)] for s in range(2)]
+  _, weights, _ = _dense_bn_model(0)
+  want = _lars_reference(weights, summed, 0.5, 0.9, 0.1, 0.001, [True, False, False, False])
+  for got, expected in zip(trained, want):
+    np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-7)
+
+
+if __name__ == "__main__":
+  _mirrored_child(sys.argv[1])

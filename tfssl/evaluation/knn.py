@@ -1,0 +1,94 @@
+"""Weighted k-nearest-neighbour evaluation (Wu et al. 2018, InstDisc; the AVA seed's KnnEval).
+
+Each query votes with its k most cosine-similar bank features, neighbour j weighing exp(s_j / t)
+for its class; the class with the largest summed weight is the prediction (top-5: the five
+largest). The bank can be ImageNet-sized (1.28M x 2048 float32 is 10 GB): it is read in chunks,
+each chunk L2-normalised and compared with every query batch once, and only the running top-k
+(similarity, label) of each query is kept, so memory is O(queries x k + query_batch x chunk).
+"""
+
+import numpy as np
+import tensorflow as tf
+
+
+@tf.function(reduce_retracing=True)
+def _merge_top_k(queries, chunk, chunk_labels, best_sims, best_labels):
+  """Folds one bank chunk into each query's running top-k (similarity, label)."""
+  sims = tf.matmul(queries, chunk, transpose_b=True)  # [query_batch, chunk]
+  k = tf.shape(best_sims)[1]
+  chunk_sims, chunk_idx = tf.math.top_k(sims, k=tf.minimum(k, tf.shape(sims)[1]))
+  all_sims = tf.concat([best_sims, chunk_sims], axis=1)
+  all_labels = tf.concat([best_labels, tf.gather(chunk_labels, chunk_idx)], axis=1)
+  top_sims, pos = tf.math.top_k(all_sims, k=k)
+  return top_sims, tf.gather(all_labels, pos, batch_dims=1)
+
+
+def _normalized(array):
+  return tf.math.l2_normalize(tf.convert_to_tensor(np.asarray(array, np.float32)), axis=1)
+
+
+def weighted_knn(bank, bank_labels, queries, query_labels, num_classes, k=200, temperature=0.1,
+                 query_batch=256, bank_chunk=65536):
+  """Top-1 / top-5 accuracy (fractions) of the weighted kNN vote of `bank` on `queries`.
+
+  bank [N, D] and queries [M, D] are features (any scale: they are L2-normalised here, so the
+  similarity is the cosine); labels are class indices. k is capped at the bank size.
+  """
+  bank_labels = np.asarray(bank_labels).astype(np.int32).reshape(-1)
+  query_labels = np.asarray(query_labels).astype(np.int64).reshape(-1)
+  num_bank, num_queries = len(bank_labels), len(query_labels)
+  if num_bank == 0 or num_queries == 0:
+    raise ValueError("weighted_knn needs a non-empty bank and queries (got %d and %d)"
+                     % (num_bank, num_queries))
+  k = min(int(k), num_bank)
+  best_sims = np.full((num_queries, k), -np.inf, np.float32)
+  best_labels = np.zeros((num_queries, k), np.int32)
+  query_slices = [slice(s, min(s + query_batch, num_queries))
+                  for s in range(0, num_queries, query_batch)]
+  normalized_queries = [_normalized(queries[s]) for s in query_slices]
+
+  for start in range(0, num_bank, bank_chunk):
+    stop = min(start + bank_chunk, num_bank)
+    chunk = _normalized(bank[start:stop])
+    chunk_labels = tf.constant(bank_labels[start:stop])
+    for s, q in zip(query_slices, normalized_queries):
+      sims, labels = _merge_top_k(q, chunk, chunk_labels, best_sims[s], best_labels[s])
+      best_sims[s], best_labels[s] = sims.numpy(), labels.numpy()
+
+  hits_top1 = hits_top5 = 0
+  for s in query_slices:
+    ranking = _rank_classes(best_sims[s], best_labels[s], num_classes, temperature)
+    hits = ranking[:, :min(5, num_classes)] == query_labels[s, None]
+    hits_top1 += int(hits[:, 0].sum())
+    hits_top5 += int(hits.any(axis=1).sum())
+  return {"top1": hits_top1 / num_queries, "top5": hits_top5 / num_queries}
+
+
+def _rank_classes(sims, labels, num_classes, temperature):
+  """Classes by decreasing summed weight exp(sim / t) of the neighbours voting for them."""
+  # Shifting each query's similarities by its best one rescales all its weights by one factor,
+  # which leaves the ranking unchanged and keeps exp() finite for small temperatures.
+  weights = np.exp((sims - sims[:, :1]) / temperature)
+  scores = np.zeros((len(sims), num_classes), np.float64)
+  np.add.at(scores, (np.arange(len(sims))[:, None], labels), weights)
+  # A stable sort keeps the lower class first on ties, as tf.math.top_k does.
+  return np.argsort(-scores, axis=1, kind="stable")
+
+
+def extract_features(fn, dataset, end_point):
+  """Runs `fn(images) -> end_points dict` over a dataset of {"image", "label"} batches.
+
+  Returns (features float32 [N, D], labels int [N]); a 4-D end point is global-average-pooled,
+  anything else flattened per example.
+  """
+  features, labels = [], []
+  for batch in dataset:
+    out = fn(batch["image"])[end_point]
+    if len(out.shape) == 4:
+      out = tf.reduce_mean(out, axis=[1, 2])
+    out = tf.reshape(tf.cast(out, tf.float32), [tf.shape(out)[0], -1])
+    features.append(out.numpy())
+    labels.append(np.asarray(batch["label"]))
+  if not features:
+    raise ValueError("extract_features: the dataset yielded no batches")
+  return np.concatenate(features), np.concatenate(labels)

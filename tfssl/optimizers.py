@@ -1,0 +1,194 @@
+"""Learning-rate schedules and optimizers: the original's warm-up + piecewise decay, SimCLR's
+warm-up + cosine, the original's momentum SGD, and SimCLR's LARS, all Keras 3 objects.
+
+The schedule is evaluated at the optimizer's `iterations`, the number of updates applied before
+this one, which is the TF1 global_step the originals read.
+"""
+
+import math
+
+import keras
+from keras import ops
+
+from tfssl.tasks.base import is_decayed
+
+LR_SCHEDULES = ("piecewise", "cosine")
+OPTIMIZERS = ("sgd", "adam", "lars")
+
+
+@keras.saving.register_keras_serializable(package="tfssl")
+class WarmupSchedule(keras.optimizers.schedules.LearningRateSchedule):
+  """Linear warm-up from 0 to `base_lr` over `warmup_steps`, then `piecewise` or `cosine` decay.
+
+  piecewise: base_lr * decay_factor^i after the i-th boundary (lr = values[i] while
+    boundaries[i-1] < step <= boundaries[i], tf.train.piecewise_constant's convention; boundaries
+    count from step 0, so the warm-up does not shift them).
+  cosine: base_lr * 0.5 * (1 + cos(pi * min(step - warmup, decay) / decay)) with decay =
+    total_steps - warmup_steps, down to 0 (SimCLR's WarmUpAndCosineDecay).
+  """
+
+  def __init__(self, base_lr, warmup_steps=0.0, decay="piecewise", boundaries=(), decay_factor=0.1,
+               total_steps=1):
+    if decay not in LR_SCHEDULES:
+      raise ValueError("unknown lr schedule %r: use one of %s" % (decay, ", ".join(LR_SCHEDULES)))
+    self.base_lr = float(base_lr)
+    self.warmup_steps = float(warmup_steps)
+    self.decay = decay
+    self.boundaries = [int(b) for b in boundaries]
+    self.decay_factor = float(decay_factor)
+    self.total_steps = int(total_steps)
+
+  def _decayed(self, step):
+    if self.decay == "cosine":
+      decay_steps = max(self.total_steps - self.warmup_steps, 1.0)
+      progress = ops.minimum(ops.maximum(step - self.warmup_steps, 0.0), decay_steps) / decay_steps
+      return self.base_lr * 0.5 * (1.0 + ops.cos(math.pi * progress))
+    # Boundaries ascend, so the last one passed decides; values are Python doubles as TF1's.
+    lr = ops.convert_to_tensor(self.base_lr, "float32")
+    for i, boundary in enumerate(self.boundaries):
+      value = self.base_lr * self.decay_factor ** (i + 1)
+      lr = ops.where(ops.greater(step, float(boundary)), value, lr)
+    return lr
+
+  def __call__(self, step):
+    step = ops.cast(step, "float32")
+    decayed = self._decayed(step)
+    if self.warmup_steps <= 0:
+      return decayed
+    warmup = step * (self.base_lr / self.warmup_steps)
+    return ops.where(ops.less(step, self.warmup_steps), warmup, decayed)
+
+  def get_config(self):
+    return {"base_lr": self.base_lr, "warmup_steps": self.warmup_steps, "decay": self.decay,
+            "boundaries": list(self.boundaries), "decay_factor": self.decay_factor,
+            "total_steps": self.total_steps}
+
+
+def build_lr_schedule(config, steps_per_epoch, total_steps):
+  """The run's schedule: base = lr * batch_size / lr_scale_batch_size, warm-up, then decay.
+
+  `piecewise` is the original's get_lr (warm-up over warmup_epochs * steps_per_epoch steps,
+  boundaries at e * steps_per_epoch for e in decay_epochs, factor lr_decay_factor); `cosine` is
+  SimCLR's (warm-up steps rounded to an integer, then cosine to 0 at total_steps).
+  """
+  if config.lr is None or config.batch_size is None:
+    raise ValueError("--lr and --batch_size are required to build the learning-rate schedule")
+  scale_batch = config.lr_scale_batch_size or config.batch_size
+  base_lr = config.lr * config.batch_size / scale_batch
+  warmup = float(config.warmup_epochs or 0) * steps_per_epoch
+  if config.lr_schedule == "cosine":
+    warmup = float(int(round(warmup)))
+  return WarmupSchedule(
+      base_lr, warmup_steps=warmup, decay=config.lr_schedule,
+      boundaries=[int(e * steps_per_epoch) for e in config.decay_epoch_list],
+      decay_factor=config.lr_decay_factor, total_steps=total_steps)
+
+
+@keras.saving.register_keras_serializable(package="tfssl")
+class MomentumSGD(keras.optimizers.SGD):
+  """tf.compat.v1.train.MomentumOptimizer: accum = m * accum + g; w -= lr * accum.
+
+  Keras SGD keeps lr inside its velocity (v = m * v - lr * g), which is the same update only at
+  a constant lr; the original's warm-up and step decays act on the whole accumulated direction
+  at once, so this keeps the TF1 form. Not Nesterov, as the original.
+  """
+
+  def __init__(self, learning_rate=0.01, momentum=0.9, **kwargs):
+    kwargs.pop("nesterov", None)
+    super().__init__(learning_rate=learning_rate, momentum=float(momentum), nesterov=False,
+                     **kwargs)
+
+  def update_step(self, gradient, variable, learning_rate):
+    lr = ops.cast(learning_rate, variable.dtype)
+    gradient = ops.cast(gradient, variable.dtype)
+    if self.momentum == 0:
+      self.assign_sub(variable, ops.multiply(gradient, lr))
+      return
+    accum = self.momentums[self._get_variable_index(variable)]
+    self.assign(accum, ops.add(ops.multiply(accum, ops.cast(self.momentum, variable.dtype)),
+                               gradient))
+    self.assign_sub(variable, ops.multiply(accum, lr))
+
+
+@keras.saving.register_keras_serializable(package="tfssl")
+class LARS(keras.optimizers.Optimizer):
+  """SimCLR's LARS (lars_optimizer.py, classic momentum), for Keras 3.
+
+  For each variable: g += weight_decay * w; trust = eeta * ||w|| / ||g|| when both norms are > 0,
+  else 1; v = momentum * v + lr * trust * g; w -= v (Nesterov: w -= momentum * v + lr * trust * g).
+  Variables that `tfssl.tasks.base.is_decayed` rejects (BatchNorm parameters, biases) get neither
+  the weight decay nor the trust ratio, as SimCLR's exclusions. The weight decay lives here, not in
+  the loss, so tasks add no L2 term with LARS (Task.weight_decay_loss returns 0). Keras' own
+  decoupled `weight_decay` is not used.
+  """
+
+  def __init__(self, learning_rate=0.001, momentum=0.9, weight_decay=0.0, eeta=0.001,
+               nesterov=False, name="lars", **kwargs):
+    super().__init__(learning_rate=learning_rate, name=name, **kwargs)
+    self.momentum = float(momentum)
+    self.lars_weight_decay = float(weight_decay or 0.0)
+    self.eeta = float(eeta)
+    self.nesterov = bool(nesterov)
+
+  def build(self, variables):
+    if self.built:
+      return
+    super().build(variables)
+    self.velocities = self.add_optimizer_variables(variables, "momentum")
+    # Decided once from the Keras variable paths; update_step may see the raw tf.Variable.
+    self._adapted = [is_decayed(v) for v in variables]
+
+  def update_step(self, gradient, variable, learning_rate):
+    index = self._get_variable_index(variable)
+    dtype = variable.dtype
+    lr = ops.cast(learning_rate, dtype)
+    grad = ops.cast(gradient, dtype)
+    scaled_lr = lr
+    if self._adapted[index]:
+      if self.lars_weight_decay:
+        grad = ops.add(grad, ops.multiply(ops.cast(self.lars_weight_decay, dtype), variable))
+      w_norm = ops.sqrt(ops.sum(ops.square(variable)))
+      g_norm = ops.sqrt(ops.sum(ops.square(grad)))
+      # Guard the division so the branch not taken cannot produce inf/nan.
+      ratio = ops.cast(self.eeta, dtype) * w_norm / ops.where(g_norm > 0, g_norm, 1.0)
+      trust = ops.where(ops.logical_and(w_norm > 0, g_norm > 0), ratio, 1.0)
+      scaled_lr = ops.multiply(lr, trust)
+    momentum = ops.cast(self.momentum, dtype)
+    velocity = self.velocities[index]
+    self.assign(velocity, ops.add(ops.multiply(momentum, velocity), ops.multiply(scaled_lr, grad)))
+    if self.nesterov:
+      step = ops.add(ops.multiply(momentum, velocity), ops.multiply(scaled_lr, grad))
+    else:
+      step = velocity
+    self.assign_sub(variable, step)
+
+  def get_config(self):
+    config = super().get_config()
+    config.update({"momentum": self.momentum, "weight_decay": self.lars_weight_decay,
+                   "eeta": self.eeta, "nesterov": self.nesterov})
+    return config
+
+
+def build_optimizer(config, schedule):
+  """The optimizer named by --optimizer, on `schedule`; wrapped for loss scaling under float16.
+
+  sgd: the original's MomentumOptimizer (momentum --momentum, not Nesterov); adam: the original's
+  AdamOptimizer (TF1's epsilon 1e-8); lars: SimCLR's LARS with --weight_decay inside.
+  Under a tf.distribute strategy, create it and call `optimizer.build(trainable_variables)` inside
+  `strategy.scope()` before the first step: Keras 3 cannot create its slot variables inside
+  `strategy.run` (any Keras optimizer fails there with "You must feed a value for placeholder").
+  """
+  name = (config.optimizer or "sgd").lower()
+  if name == "sgd":
+    optimizer = MomentumSGD(learning_rate=schedule, momentum=config.momentum)
+  elif name == "adam":
+    optimizer = keras.optimizers.Adam(learning_rate=schedule, epsilon=1e-8)
+  elif name == "lars":
+    optimizer = LARS(learning_rate=schedule, momentum=config.momentum,
+                     weight_decay=config.weight_decay)
+  else:
+    raise ValueError("unknown --optimizer %r: use one of %s" % (config.optimizer,
+                                                                ", ".join(OPTIMIZERS)))
+  if config.precision == "mixed_float16":
+    optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
+  return optimizer
