@@ -1,0 +1,113 @@
+"""SwAV: crop ordering, normalised prototypes frozen for the first steps (even under LARS's
+in-optimizer weight decay), and the queue (pushed from its epoch, used once full)."""
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from tfssl import losses, optimizers
+from tfssl.config import Config
+from tfssl.tasks.base import TaskContext
+from tfssl.tasks.swav import SwAV, crops_to_batch
+
+BATCH = 4
+RNG = np.random.RandomState(2)
+FEATURES = {"crops_16": tf.constant(RNG.rand(BATCH, 2, 16, 16, 3).astype(np.float32)),
+            "crops_8": tf.constant(RNG.rand(BATCH, 3, 8, 8, 3).astype(np.float32)),
+            "label": tf.constant([0, 1, 2, 3])}
+CROPS = dict(nmb_crops="2,3", size_crops="16,8", min_scale_crops="0.14,0.05",
+             max_scale_crops="1,0.14")
+
+
+def make_task(**overrides):
+  values = dict(task="swav", architecture="cifar_resnet18", filters_factor=1, batch_size=BATCH,
+                lr=0.5, epochs=1, optimizer="lars", weight_decay=0.1, nmb_prototypes=12,
+                proj_hidden_dim=32, proj_out_dim=16, freeze_prototypes_niters=2,
+                lineareval_while_pretraining=False, **CROPS)
+  values.update(overrides)
+  config = Config.make(**values)
+  task = SwAV(config, TaskContext(num_classes=10, steps_per_epoch=1, total_steps=10,
+                                  global_batch_size=BATCH))
+  task(FEATURES, training=False)
+  task.optimizer = optimizers.build_optimizer(config, optimizers.build_lr_schedule(config, 1, 10))
+  task.optimizer.build(task.trainable_variables)
+  return task
+
+
+def test_crops_go_crop_major():
+  crops = np.arange(2 * 3 * 1 * 1 * 1).reshape(2, 3, 1, 1, 1)  # [B=2, n=3, ...]
+  flat = crops_to_batch(tf.constant(crops)).numpy().reshape(-1)
+  np.testing.assert_array_equal(flat, [crops[b, c, 0, 0, 0] for c in range(3) for b in range(2)])
+
+
+def test_prototypes_are_unit_and_frozen_for_the_first_steps():
+  task = make_task()
+  kernel = task.prototypes.kernel
+  assert kernel.shape == (16, 12)
+  np.testing.assert_allclose(np.linalg.norm(kernel.numpy(), axis=0), 1.0, rtol=1e-6)
+  start = kernel.numpy().copy()
+  backbone_start = task.backbone.trainable_variables[0].numpy().copy()
+  for _ in range(2):
+    task.train_step(FEATURES)
+  np.testing.assert_array_equal(kernel.numpy(), start)
+  assert not np.array_equal(task.backbone.trainable_variables[0].numpy(), backbone_start)
+  task.train_step(FEATURES)
+  assert not np.allclose(kernel.numpy(), start)
+  np.testing.assert_allclose(np.linalg.norm(kernel.numpy(), axis=0), 1.0, rtol=1e-5)
+  assert np.isfinite(float(task.loss_tracker.result()))
+
+
+def _unit_rows(shape):
+  x = RNG.randn(*shape).astype(np.float32)
+  return x / np.linalg.norm(x, axis=-1, keepdims=True)
+
+
+def test_queue_is_used_once_full_and_fed_from_its_epoch():
+  task = make_task(queue_length=8, epoch_queue_starts=1, optimizer="sgd")
+  assert task.queue.shape == (2, 8, 16)  # [crops_for_assign, queue_length // replicas, dim]
+  z, scores, _, _ = task.embed(FEATURES, True)
+  per_crop = tf.split(scores, 5)
+  args = ([0, 1], 0.1, 0.05, 3)
+  plain = float(losses.swav_loss(per_crop, *args))
+  w = task.prototypes.kernel.numpy()
+
+  # Epoch 0 (< epoch_queue_starts): the empty queue is neither used nor fed.
+  assert float(task.swapped_loss(scores, z, BATCH)) == pytest.approx(plain, rel=1e-6)
+  np.testing.assert_array_equal(task.queue.numpy(), 0.0)
+
+  # A full queue is prepended before Sinkhorn; from epoch 1 the batch's embeddings go in first.
+  task.optimizer.iterations.assign(1)
+  full = _unit_rows((2, 8, 16))
+  task.queue.assign(full)
+  queued = float(losses.swav_loss(per_crop, *args, queue_scores=[full[0] @ w, full[1] @ w]))
+  assert abs(queued - plain) > 1e-6
+  assert float(task.swapped_loss(scores, z, BATCH)) == pytest.approx(queued, rel=1e-6)
+  pushed = task.queue.numpy()
+  for i, crop in enumerate([0, 1]):
+    np.testing.assert_allclose(pushed[i, :BATCH], z.numpy()[crop * BATCH:(crop + 1) * BATCH])
+    np.testing.assert_array_equal(pushed[i, BATCH:], full[i, :-BATCH])
+
+  # Partly filled (oldest row still empty): not used yet.
+  partial = full.copy()
+  partial[:, -1] = 0.0
+  task.queue.assign(partial)
+  assert float(task.swapped_loss(scores, z, BATCH)) == pytest.approx(plain, rel=1e-6)
+
+
+def test_queue_length_is_trimmed_to_the_global_batch():
+  assert make_task(queue_length=10).queue.shape == (2, 8, 16)
+  assert not make_task(queue_length=3).queue_rows
+
+
+def test_bad_crops_for_assign_is_one_clear_error():
+  with pytest.raises(ValueError, match="crops_for_assign"):
+    make_task(crops_for_assign="0,5")
+
+
+def test_eval_batches_and_the_representation():
+  task = make_task(lineareval_while_pretraining=True)
+  images = FEATURES["crops_16"][:, 0]
+  task.test_step({"image": images, "label": FEATURES["label"]})
+  assert [m.name for m in task.metrics] == ["loss", "sup_loss", "sup_accuracy"]
+  ends = task.representation(images)
+  np.testing.assert_allclose(np.linalg.norm(ends["proj_head_output"], axis=1), 1.0, rtol=1e-5)
