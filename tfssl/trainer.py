@@ -80,7 +80,10 @@ class Trainer:
         # Not compile(): that adds Keras's own (never updated) "loss" tracker beside the task's.
         self.task.optimizer = self.optimizer
         self.optimizer.build(self.task.trainable_variables)
-        self.checkpoint = tf.train.Checkpoint(task=self.task, optimizer=self.optimizer)
+        # Keras 3 layers held in Python lists are invisible to tf.train.Checkpoint's object graph
+        # (only direct attributes are followed), so the task's weights are checkpointed as one
+        # ordered list: every weight, moving statistics included, in creation order.
+        self.checkpoint = tf.train.Checkpoint(weights=list(self.task.weights), optimizer=self.optimizer)
     return self.task
 
   def _tiny_batch(self):

@@ -19,6 +19,7 @@ import os
 import shutil
 import uuid
 
+from absl import logging
 import tensorflow as tf
 
 
@@ -28,6 +29,9 @@ class ExportModule(tf.Module):
   def __init__(self, net, input_shape=(None, None, None, 3), input_key="image", name="tfssl_export"):
     super().__init__(name=name)
     self.net = net
+    # Saved as plain lists: a loaded SavedModel has no tf.Module `variables` property.
+    self.variable_list = list(net.variables)
+    self.trainable_variable_list = list(net.trainable_variables)
     self._input_key = input_key
     self._spec = tf.TensorSpec(list(input_shape), tf.float32, name=input_key)
 
@@ -104,7 +108,14 @@ class LoadedExport:
       raise ValueError("--hub_module %s: no saved_model.pb there; point it at an export/<step> "
                        "directory written by `--run_eval`" % path)
     self.path = path
-    self.module = tf.saved_model.load(path)
+    # Loading warns once per Keras custom-gradient op ("unsaved custom gradients"); hundreds of
+    # lines that say nothing to a user, so they are silenced for the duration of the load.
+    verbosity = logging.get_verbosity()
+    logging.set_verbosity(logging.ERROR)
+    try:
+      self.module = tf.saved_model.load(path)
+    finally:
+      logging.set_verbosity(verbosity)
 
   def __call__(self, images, training=False):
     return self.module(images, training=training)
@@ -119,11 +130,11 @@ class LoadedExport:
 
   @property
   def variables(self):
-    return list(self.module.variables)
+    return list(self.module.variable_list)
 
   @property
   def trainable_variables(self):
-    return list(self.module.trainable_variables)
+    return list(self.module.trainable_variable_list)
 
 
 def load_export(path):

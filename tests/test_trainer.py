@@ -1,0 +1,188 @@
+"""The trainer end to end on real Fashion-MNIST: training lowers the loss, --run_eval evaluates and
+exports, a fresh process loads the export, linear_eval trains heads on a frozen export, a killed run
+resumes, and a workdir of another run is refused."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+from tfssl.config import Config
+
+pytestmark = pytest.mark.slow
+
+SMALL = dict(task="supervised", architecture="resnet50", filters_factor=1, mode="v2", dataset="fashion_mnist",
+             batch_size=32, eval_batch_size=250, preprocessing="resize,-1_to_1", resize_size="32",
+             lr=0.05, lr_scale_batch_size=32, weight_decay=1e-4, val_split="test", random_seed=1,
+             log_every_steps=10, save_checkpoints_secs=3600)
+
+
+def small_config(workdir, data_dir, **overrides):
+  values = dict(SMALL, workdir=str(workdir), dataset_dir=data_dir)
+  values.update(overrides)
+  return Config.make(**values)
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory, fashion_mnist_dir):
+  """One short supervised run shared by the tests below; returns (config, trainer, first/last loss)."""
+  from tfssl.trainer import Trainer
+  workdir = tmp_path_factory.mktemp("supervised")
+  config = small_config(workdir, fashion_mnist_dir, train_steps=200, eval_steps=4)
+  trainer = Trainer(config)
+  trainer.build()
+  # The loss on one fixed batch, before and after training.
+  from tfssl.data import datasets
+  batch = next(iter(datasets.make_input_fn(config, "test", False, batch_size=128)(None)))
+
+  def fixed_loss():
+    # Training-mode BatchNorm (batch statistics): after 60 steps the moving averages, at the
+    # original's momentum 0.99, are still far from the data's, so inference mode would not say
+    # whether the weights learned.
+    import tensorflow as tf
+    logits = trainer.task(batch, training=True)
+    return float(tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(batch["label"], logits)))
+
+  before = fixed_loss()
+  trainer.train()
+  after = fixed_loss()
+  return config, trainer, before, after
+
+
+def test_training_lowers_the_loss_and_writes_the_workdir(trained):
+  config, trainer, before, after = trained
+  assert trainer.step == 200
+  assert after < before * 0.8, (before, after)
+  files = os.listdir(config.workdir)
+  assert "TRAINING_IS_DONE" in files and "flags.json" in files and "task_info.json" in files
+  assert any(f.startswith("ckpt-200") for f in files)
+  assert os.listdir(os.path.join(config.workdir, "train"))  # TensorBoard summaries
+  flags_json = json.load(open(os.path.join(config.workdir, "flags.json")))
+  assert flags_json["task"] == "supervised" and flags_json["train_steps"] == 200
+
+
+def test_run_eval_evaluates_and_exports_each_checkpoint(trained):
+  from tfssl.trainer import Trainer
+  config, trainer, _, _ = trained
+  evaluator = Trainer(config.replace(run_eval=True, eval_timeout_secs=5))
+  last = evaluator.run_eval()
+  assert last == 200
+  # Every weight came back from the checkpoint, BatchNorm statistics of nested blocks included.
+  assert len(evaluator.task.weights) == len(trainer.task.weights)
+  for a, b in zip(evaluator.task.weights, trainer.task.weights):
+    np.testing.assert_array_equal(a.numpy(), b.numpy(), err_msg=a.path)
+  results = json.load(open(os.path.join(config.workdir, "eval_results.json")))
+  entry = [r for r in results if r["kind"] == "eval"][-1]
+  assert entry["step"] == 200 and 0.0 <= entry["top1_accuracy_logits"] <= 1.0
+  assert entry["top5_accuracy_logits"] >= entry["top1_accuracy_logits"]
+  assert os.path.exists(os.path.join(config.workdir, "export", "200", "saved_model.pb"))
+
+
+def test_export_loads_in_a_fresh_process(trained):
+  config, _, _, _ = trained
+  export = os.path.join(config.workdir, "export", "200")
+  if not os.path.exists(export):
+    test_run_eval_evaluates_and_exports_each_checkpoint(trained)
+  code = (
+      "import sys, numpy as np, tensorflow as tf\n"
+      "m = tf.saved_model.load(sys.argv[1])\n"
+      "x = tf.random.uniform((3, 32, 32, 3), -1, 1)\n"
+      "out = m(x, training=False)\n"
+      "rep = m.representation(x, training=False)\n"
+      "sig = m.signatures['representation'](image=x)\n"
+      "assert out.shape == (3, 10), out.shape\n"
+      "assert set(rep) >= {'after_root', 'block1', 'block4', 'pre_logits', 'logits'}, sorted(rep)\n"
+      "assert np.allclose(sig['logits'].numpy(), out.numpy(), atol=1e-5)\n"
+      "print('ok')\n")
+  proc = subprocess.run([sys.executable, "-c", code, export], capture_output=True, text=True, timeout=300)
+  assert proc.returncode == 0 and proc.stdout.strip().endswith("ok"), proc.stderr[-2000:]
+
+
+def test_linear_eval_trains_heads_on_a_frozen_export(trained, tmp_path):
+  from tfssl.trainer import Trainer
+  config, _, _, _ = trained
+  export = os.path.join(config.workdir, "export", "200")
+  if not os.path.exists(export):
+    test_run_eval_evaluates_and_exports_each_checkpoint(trained)
+  lin = Config.make(task="linear_eval", hub_module=export, workdir=str(tmp_path / "lin"), dataset="fashion_mnist",
+                    dataset_dir=config.dataset_dir, batch_size=64, eval_batch_size=250, train_steps=30,
+                    lr=0.1, lr_scale_batch_size=64, preprocessing="resize,-1_to_1", resize_size="32",
+                    val_split="test", eval_steps=4, log_every_steps=10, pool_mode="max")
+  trainer = Trainer(lin)
+  trainer.build()
+  frozen_before = [v.numpy().copy() for v in trainer.task.export.variables]
+  heads_before = [v.numpy().copy() for v in trainer.task.trainable_variables]
+  assert heads_before and len(trainer.task.trainable_variables) == 2 * len(trainer.task.tap_names)
+  trainer.train()
+  for before, v in zip(frozen_before, trainer.task.export.variables):
+    np.testing.assert_array_equal(before, v.numpy())
+  assert any(not np.allclose(b, v.numpy()) for b, v in zip(heads_before, trainer.task.trainable_variables))
+  metrics = trainer.evaluate()
+  assert metrics["top1_accuracy_pre_logits"] > 0.3
+  assert {"top1_accuracy_logits", "top5_accuracy_block4", "top1_accuracy_after_root"} <= set(metrics)
+
+
+def test_workdir_of_another_run_is_refused(trained):
+  from tfssl.trainer import Trainer
+  from tfssl.workdir import WorkdirError
+  config, _, _, _ = trained
+  other = config.replace(architecture="cifar_resnet18")
+  with pytest.raises(WorkdirError, match="holds checkpoints of another run"):
+    Trainer(other).train()
+
+
+def _train_cmd(workdir, data_dir, steps):
+  return [sys.executable, "-m", "tfssl.train_and_eval", "--task=supervised", "--architecture=resnet50",
+          "--filters_factor=1", "--dataset=fashion_mnist", "--dataset_dir=" + data_dir, "--workdir=" + workdir,
+          "--batch_size=16", "--preprocessing=resize,-1_to_1", "--resize_size=32", "--lr=0.01",
+          "--train_steps=%d" % steps, "--save_checkpoints_secs=1", "--log_every_steps=5", "--random_seed=3"]
+
+
+def test_killed_run_resumes_where_it_stopped(tmp_path, fashion_mnist_dir):
+  workdir = str(tmp_path / "resume")
+  cmd = _train_cmd(workdir, fashion_mnist_dir, 400)
+  proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+  deadline = time.time() + 240
+  import tensorflow as tf
+  while time.time() < deadline and proc.poll() is None:
+    latest = tf.train.latest_checkpoint(workdir)
+    if latest and int(latest.rsplit("-", 1)[1]) > 0:
+      break
+    time.sleep(0.5)
+  time.sleep(1.0)
+  assert proc.poll() is None, "the run ended before it could be killed: " + proc.stderr.read()[-2000:]
+  os.kill(proc.pid, signal.SIGKILL)  # mid-step, no chance to clean up
+  proc.wait()
+  killed_at = int(tf.train.latest_checkpoint(workdir).rsplit("-", 1)[1])
+  assert 0 < killed_at < 400
+  assert not os.path.exists(os.path.join(workdir, "TRAINING_IS_DONE"))
+  short = _train_cmd(workdir, fashion_mnist_dir, killed_at + 10)
+  done = subprocess.run(short, capture_output=True, text=True, timeout=600)
+  assert done.returncode == 0, done.stderr[-3000:]
+  assert "Resumed from" in done.stderr and ("at step %d" % killed_at) in done.stderr
+  assert tf.train.latest_checkpoint(workdir).endswith("ckpt-%d" % (killed_at + 10))
+  assert os.path.exists(os.path.join(workdir, "TRAINING_IS_DONE"))
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--task=nope"], "unknown --task=nope"),
+    (["--task=supervised", "--architecture=resnet51"], "unknown --architecture=resnet51"),
+    (["--task=supervised", "--preprocessing=resize,bogus_op"], "unknown preprocessing op 'bogus_op'"),
+    (["--task=supervised", "--dataset=mnist"], "unknown --dataset=mnist"),
+    (["--task=supervised", "--workdir="], "--workdir is required"),
+])
+def test_bad_flags_exit_2_with_one_clear_line(args, message, tmp_path, fashion_mnist_dir):
+  base = ["--workdir=" + str(tmp_path / "w"), "--dataset=fashion_mnist", "--dataset_dir=" + fashion_mnist_dir,
+          "--architecture=resnet50", "--batch_size=8", "--lr=0.1", "--epochs=1", "--preprocessing=resize",
+          "--resize_size=32"]
+  proc = subprocess.run([sys.executable, "-m", "tfssl.train_and_eval"] + base + args,
+                        capture_output=True, text=True, timeout=120)
+  assert proc.returncode == 2, proc.stderr[-2000:]
+  lines = [l for l in proc.stderr.splitlines() if l.startswith("tfssl: error:")]
+  assert len(lines) == 1 and message in lines[0], proc.stderr[-2000:]
+  assert not os.path.exists(tmp_path / "w")  # nothing was started
