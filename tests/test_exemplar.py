@@ -136,3 +136,63 @@ def test_crops_share_one_grayscale_decision():
     np.testing.assert_allclose(crops.mean(axis=(1, 2, 3)), 0, atol=1e-4)
     np.testing.assert_allclose(crops.std(axis=(1, 2, 3)), 1, atol=1e-2)
   assert set(decisions) == {True, False}
+
+
+@pytest.mark.slow
+def test_training_on_fashion_mnist_lowers_the_loss(fashion_mnist_dir):
+  from tfssl import optimizers
+  from tfssl.data import datasets
+  config = Config.make(task="exemplar", architecture="cifar_resnet18", filters_factor=1,
+                       dataset="fashion_mnist", dataset_dir=fashion_mnist_dir, batch_size=8,
+                       preprocessing="crop_inception_preprocess_patches,standardization",
+                       resize_size="16", num_of_inception_patches=4, embed_dim=32, margin=0.5,
+                       lr=0.05, random_seed=0)
+  keras.utils.set_random_seed(0)
+  batch = next(iter(datasets.make_input_fn(config, "train", True)(None)))
+  assert batch["image"].shape == (8, 4, 16, 16, 3)
+  task = Exemplar(config, TaskContext(num_classes=10))
+  task(batch, training=False)
+  task.optimizer = optimizers.build_optimizer(config, optimizers.build_lr_schedule(config, 1, 12))
+  step = tf.function(task.train_step)
+  losses = []
+  for _ in range(12):
+    task.loss_tracker.reset_state()
+    step(batch)
+    losses.append(float(task.loss_tracker.result()))
+  assert np.mean(losses[-3:]) < 0.7 * losses[0], losses
+
+
+# The original config/exemplar/imagenet.sh (reference A3), flag for flag.
+ORIGINAL_IMAGENET = dict(task="exemplar", dataset="imagenet", train_split="train", val_split="val", batch_size=64,
+                  eval_batch_size=16, architecture="resnet50", filters_factor=12, last_relu=True, mode="v1",
+                  preprocessing="to_gray,crop_inception_preprocess_patches,standardization",
+                  resize_size="224,224", grayscale_probability=0.66, embed_dim=1000, margin=0.5,
+                  num_of_inception_patches=8, lr=0.1, lr_scale_batch_size=256, decay_epochs="15,25",
+                  epochs=35, warmup_epochs=5, serving_input_shape="None,224,224,3")
+
+
+def _read_flagfile(path):
+  """{name: value string} of an absl flagfile (one --name=value a line, # comments)."""
+  flags = {}
+  for line in path.read_text().splitlines():
+    line = line.strip()
+    if line and not line.startswith("#"):
+      name, value = line[2:].split("=", 1)
+      flags[name] = value
+  return flags
+
+
+def test_imagenet_flagfile_is_the_original_config(repo_root):
+  given = _read_flagfile(repo_root / "flags" / "exemplar" / "imagenet.cfg")
+  assert set(given) == set(ORIGINAL_IMAGENET)
+  config = Config.make(**given)
+  assert {name: getattr(config, name) for name in ORIGINAL_IMAGENET} == ORIGINAL_IMAGENET
+
+
+def test_fashion_mnist_flagfile_builds_a_valid_config(repo_root, fashion_mnist_dir):
+  from tfssl.tools.experiment import config_from_flagfile
+  from tfssl.train_and_eval import validate
+  config = config_from_flagfile(str(repo_root / "flags" / "exemplar" / "fashion_mnist.cfg"),
+                                workdir="/unused", dataset_dir=fashion_mnist_dir)
+  validate(config)
+  assert config.task == "exemplar" and config.dataset == "fashion_mnist"

@@ -160,3 +160,71 @@ def test_original_binary_permutations_file_is_used(tmp_path):
   rows_out, labels = task.combine(embeddings, training=False)
   np.testing.assert_array_equal(rows_out.numpy().reshape(2, 9, 2)[..., 1], rows - 1)
   np.testing.assert_array_equal(labels, [0, 1])
+
+
+def _fashion_mnist_config(data_dir, **kw):
+  """9 tiles of 9x9: items resized to 36, a 33 crop, 11x11 cells jittered by 2."""
+  values = dict(task="jigsaw", architecture="cifar_resnet18", filters_factor=1, dataset="fashion_mnist",
+                dataset_dir=data_dir, batch_size=8, preprocessing="resize,crop,crop_patches,standardization",
+                resize_size="36", crop_size="33", splits_per_side=3, patch_jitter=2, embed_dim=32,
+                lr=0.05, random_seed=0)
+  values.update(kw)
+  return Config.make(**values)
+
+
+@pytest.mark.slow
+def test_training_on_fashion_mnist_lowers_the_loss(fashion_mnist_dir):
+  from tfssl import optimizers
+  from tfssl.data import datasets
+  # All 100 permutations every step: on one fixed batch the loss then tracks learning, not which
+  # random 8 classes were drawn (the fashion_mnist config's warm-up handles that in real training).
+  config = _fashion_mnist_config(fashion_mnist_dir, perm_subset_size=100)
+  keras.utils.set_random_seed(0)
+  batch = next(iter(datasets.make_input_fn(config, "train", True)(None)))
+  assert batch["image"].shape == (8, 9, 9, 9, 3)
+  task = Jigsaw(config, TaskContext(num_classes=10))
+  task(batch, training=False)
+  task.optimizer = optimizers.build_optimizer(config, optimizers.build_lr_schedule(config, 1, 15))
+  step = tf.function(task.train_step)
+  losses = []
+  for _ in range(15):
+    task.loss_tracker.reset_state()
+    step(batch)
+    losses.append(float(task.loss_tracker.result()))
+  assert np.mean(losses[-3:]) < 0.7 * losses[0], losses
+
+
+# The original config/jigsaw/imagenet.sh (reference A3), flag for flag.
+ORIGINAL_IMAGENET = dict(task="jigsaw", dataset="imagenet", train_split="train", val_split="val",
+                  batch_size=128, eval_batch_size=8, architecture="resnet50", filters_factor=8,
+                  last_relu=True, mode="v1", preprocessing="resize,to_gray,crop,crop_patches,standardization",
+                  resize_size="292,292", crop_size="255", grayscale_probability=0.66, splits_per_side=3,
+                  patch_jitter=21, embed_dim=1000, lr=0.1, lr_scale_batch_size=256, decay_epochs="15,25",
+                  epochs=35, warmup_epochs=5, serving_input_shape="None,64,64,3")
+
+
+def _read_flagfile(path):
+  """{name: value string} of an absl flagfile (one --name=value a line, # comments)."""
+  flags = {}
+  for line in path.read_text().splitlines():
+    line = line.strip()
+    if line and not line.startswith("#"):
+      name, value = line[2:].split("=", 1)
+      flags[name] = value
+  return flags
+
+
+def test_imagenet_flagfile_is_the_original_config(repo_root):
+  given = _read_flagfile(repo_root / "flags" / "jigsaw" / "imagenet.cfg")
+  assert set(given) == set(ORIGINAL_IMAGENET)
+  config = Config.make(**given)
+  assert {name: getattr(config, name) for name in ORIGINAL_IMAGENET} == ORIGINAL_IMAGENET
+
+
+def test_fashion_mnist_flagfile_builds_a_valid_config(repo_root, fashion_mnist_dir):
+  from tfssl.tools.experiment import config_from_flagfile
+  from tfssl.train_and_eval import validate
+  config = config_from_flagfile(str(repo_root / "flags" / "jigsaw" / "fashion_mnist.cfg"),
+                                workdir="/unused", dataset_dir=fashion_mnist_dir)
+  validate(config)
+  assert config.task == "jigsaw" and config.dataset == "fashion_mnist"

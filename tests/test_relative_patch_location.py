@@ -106,3 +106,103 @@ def test_loss_by_hand():
 def test_needs_a_three_by_three_grid():
   with pytest.raises(ValueError, match="splits_per_side=2"):
     _stub_rpl(_config(splits_per_side=2), np.zeros((4, 8), np.float32))
+
+
+def _fashion_mnist_config(data_dir, **kw):
+  """9 tiles of 9x9: items resized to 36, a 33 crop, 11x11 cells jittered by 2."""
+  values = dict(task="relative_patch_location", architecture="cifar_resnet18", filters_factor=1,
+                dataset="fashion_mnist", dataset_dir=data_dir, batch_size=8,
+                preprocessing="resize,crop,crop_patches,standardization", resize_size="36",
+                crop_size="33", splits_per_side=3, patch_jitter=2, embed_dim=32, lr=0.01,
+                random_seed=0)
+  values.update(kw)
+  return Config.make(**values)
+
+
+@pytest.mark.slow
+def test_training_on_fashion_mnist_lowers_the_loss(fashion_mnist_dir):
+  from tfssl import optimizers
+  from tfssl.data import datasets
+  config = _fashion_mnist_config(fashion_mnist_dir)
+  keras.utils.set_random_seed(0)
+  batch = next(iter(datasets.make_input_fn(config, "train", True)(None)))
+  assert batch["image"].shape == (8, 9, 9, 9, 3)
+  task = RelativePatchLocation(config, TaskContext(num_classes=10))
+  task(batch, training=False)
+  task.optimizer = optimizers.build_optimizer(config, optimizers.build_lr_schedule(config, 1, 12))
+  step = tf.function(task.train_step)
+  losses = []
+  for _ in range(12):
+    task.loss_tracker.reset_state()
+    step(batch)
+    losses.append(float(task.loss_tracker.result()))
+  assert np.mean(losses[-3:]) < 0.7 * losses[0], losses
+
+
+@pytest.mark.slow
+def test_patch_export_embeds_single_tiles_and_linear_eval_runs_on_it(tmp_path, fashion_mnist_dir):
+  from tfssl.models.export import load_export
+  from tfssl.trainer import Trainer
+  config = _fashion_mnist_config(fashion_mnist_dir, workdir=str(tmp_path / "rpl"), train_steps=3,
+                                 serving_input_shape="None,9,9,3", save_checkpoints_secs=3600,
+                                 log_every_steps=3)
+  trainer = Trainer(config)
+  logs = trainer.train()
+  assert {"loss", "accuracy"} <= set(logs)
+  export_dir = trainer.export(trainer.step)
+
+  export = load_export(export_dir)
+  assert export.input_shape == [None, 9, 9, 3]
+  tile = tf.random.normal([1, 9, 9, 3])
+  assert export(tile).shape == (1, 32)  # the tile's embed_dim embedding, no pair head
+  rep = export.representation(tile)
+  assert rep["pre_logits"].shape == (1, trainer.task.backbone.feature_dim) and rep["logits"].shape == (1, 32)
+  # The export is the backbone alone: it gives what the trained task's backbone gives.
+  np.testing.assert_allclose(export(tile), trainer.task.backbone(tile, training=False)[0], atol=1e-5)
+
+  eval_config = Config.make(task="linear_eval", hub_module=export_dir, workdir=str(tmp_path / "eval"),
+                            dataset="fashion_mnist", dataset_dir=fashion_mnist_dir, batch_size=16,
+                            eval_batch_size=32, preprocessing=config.preprocessing, resize_size="36",
+                            crop_size="33", splits_per_side=3, patch_jitter=2,
+                            combine_patches="avg_pool", lr=0.1, train_steps=3, eval_steps=2,
+                            val_split="test", save_checkpoints_secs=3600, log_every_steps=3)
+  evaluator = Trainer(eval_config)
+  evaluator.train()
+  metrics = evaluator.evaluate()
+  assert "top1_accuracy_pre_logits" in metrics and 0.0 <= metrics["top1_accuracy_pre_logits"] <= 1.0
+
+
+# The original config/relative_patch_location/imagenet.sh (reference A3), flag for flag.
+ORIGINAL_IMAGENET = dict(task="relative_patch_location", dataset="imagenet", train_split="train", val_split="val",
+                  batch_size=128, eval_batch_size=8, architecture="resnet50", filters_factor=8,
+                  last_relu=True, mode="v1", preprocessing="resize,to_gray,crop,crop_patches,standardization",
+                  resize_size="292,292", crop_size="255", grayscale_probability=0.66, splits_per_side=3,
+                  patch_jitter=21, embed_dim=1000, lr=0.1, lr_scale_batch_size=256, decay_epochs="15,25",
+                  epochs=35, warmup_epochs=5, serving_input_shape="None,64,64,3")
+
+
+def _read_flagfile(path):
+  """{name: value string} of an absl flagfile (one --name=value a line, # comments)."""
+  flags = {}
+  for line in path.read_text().splitlines():
+    line = line.strip()
+    if line and not line.startswith("#"):
+      name, value = line[2:].split("=", 1)
+      flags[name] = value
+  return flags
+
+
+def test_imagenet_flagfile_is_the_original_config(repo_root):
+  given = _read_flagfile(repo_root / "flags" / "relative_patch_location" / "imagenet.cfg")
+  assert set(given) == set(ORIGINAL_IMAGENET)
+  config = Config.make(**given)
+  assert {name: getattr(config, name) for name in ORIGINAL_IMAGENET} == ORIGINAL_IMAGENET
+
+
+def test_fashion_mnist_flagfile_builds_a_valid_config(repo_root, fashion_mnist_dir):
+  from tfssl.tools.experiment import config_from_flagfile
+  from tfssl.train_and_eval import validate
+  config = config_from_flagfile(str(repo_root / "flags" / "relative_patch_location" / "fashion_mnist.cfg"),
+                                workdir="/unused", dataset_dir=fashion_mnist_dir)
+  validate(config)
+  assert config.task == "relative_patch_location" and config.dataset == "fashion_mnist"
