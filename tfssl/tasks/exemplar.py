@@ -20,6 +20,12 @@ Metrics: the loss, and `accuracy`, a retrieval accuracy the original did not hav
 correct when its nearest other crop in the batch (cosine similarity) comes from the same image.
 
 Export: the backbone, whose default output is the (unnormalised) embedding.
+
+Evaluation preprocessing: the original pretrained on per-crop standardized crops but its released
+evaluation script fed [-1, 1] pixels. tfssl keeps the original evaluation config as it was
+(flags/evaluation/rotation_or_exemplar.cfg); to evaluate on the inputs the network was trained on,
+give linear_eval `--preprocessing=resize_small,crop,standardization`, as the fashion_mnist config
+does for its own evaluation (`--knn_preprocessing=resize,standardization`).
 """
 
 import keras

@@ -7,7 +7,12 @@ classifies the row among the P permutations of the set, with the permutation's i
 
 Training draws one random subset of `perm_subset_size` permutations per batch, shared by all images
 (the original's "method 2"); each image gives one row per drawn permutation, labels the drawn
-indices. Evaluation uses all P permutations with labels range(P). Rows are image-major.
+indices. With several replicas each draws its own subset for its share of the batch. Evaluation
+uses all P permutations with labels range(P). Rows are image-major.
+
+Drawing 8 of 100 classes per batch makes the start of training touchy: at full learning rate the
+wide head chases the 8 classes drawn last and the loss climbs above ln(P). The original warmed up
+for 5 epochs; keep a warm-up when changing the schedule.
 
 The permutation set (`tfssl/tasks/permutations.py`) is tfssl's 100 greedy maximal-minimal-Hamming
 permutations of 9 (minimum distance 6), which do not contain the identity, as the original's set did
