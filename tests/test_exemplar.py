@@ -163,12 +163,13 @@ def test_training_on_fashion_mnist_lowers_the_loss(fashion_mnist_dir):
 
 
 # The original config/exemplar/imagenet.sh (reference A3), flag for flag.
-ORIGINAL_IMAGENET = dict(task="exemplar", dataset="imagenet", train_split="train", val_split="val", batch_size=64,
-                  eval_batch_size=16, architecture="resnet50", filters_factor=12, last_relu=True, mode="v1",
-                  preprocessing="to_gray,crop_inception_preprocess_patches,standardization",
-                  resize_size="224,224", grayscale_probability=0.66, embed_dim=1000, margin=0.5,
-                  num_of_inception_patches=8, lr=0.1, lr_scale_batch_size=256, decay_epochs="15,25",
-                  epochs=35, warmup_epochs=5, serving_input_shape="None,224,224,3")
+ORIGINAL_IMAGENET = dict(
+    task="exemplar", dataset="imagenet", train_split="train", val_split="val", batch_size=64,
+    eval_batch_size=16, architecture="resnet50", filters_factor=12, last_relu=True, mode="v1",
+    preprocessing="to_gray,crop_inception_preprocess_patches,standardization",
+    resize_size="224,224", grayscale_probability=0.66, embed_dim=1000, margin=0.5,
+    num_of_inception_patches=8, lr=0.1, lr_scale_batch_size=256, decay_epochs="15,25", epochs=35,
+    warmup_epochs=5, serving_input_shape="None,224,224,3")
 
 
 def _read_flagfile(path):

@@ -152,11 +152,12 @@ def test_training_on_fashion_mnist_lowers_the_loss(fashion_mnist_dir):
 
 
 # The original config/rotation/imagenet.sh (reference A3), flag for flag.
-ORIGINAL_IMAGENET = dict(task="rotation", dataset="imagenet", train_split="train", val_split="val", batch_size=64,
-                  eval_batch_size=16, architecture="revnet50", filters_factor=16, last_relu=True,
-                  preprocessing="inception_preprocess,rotate", resize_size="224,224", lr=0.1,
-                  lr_scale_batch_size=256, decay_epochs="15,25", epochs=35, warmup_epochs=5,
-                  serving_input_shape="None,224,224,3")
+ORIGINAL_IMAGENET = dict(
+    task="rotation", dataset="imagenet", train_split="train", val_split="val", batch_size=64,
+    eval_batch_size=16, architecture="revnet50", filters_factor=16, last_relu=True,
+    preprocessing="inception_preprocess,rotate", resize_size="224,224", lr=0.1,
+    lr_scale_batch_size=256, decay_epochs="15,25", epochs=35, warmup_epochs=5,
+    serving_input_shape="None,224,224,3")
 
 
 def _read_flagfile(path):

@@ -68,7 +68,9 @@ class PatchTask(Task):
     if self.config.optimizer == "lars":
       return backbone
     kernels = [v for v in self.head.trainable_variables if is_decayed(v)]
-    return backbone + HEAD_WEIGHT_DECAY * tf.add_n([tf.nn.l2_loss(v) for v in kernels])
+    if not kernels:
+      return backbone
+    return backbone + HEAD_WEIGHT_DECAY * tf.add_n([tf.nn.l2_loss(tf.cast(v, tf.float32)) for v in kernels])
 
   def combine(self, embeddings, training):
     """[B, T, D] tile embeddings -> (rows [N, K*D], labels [N])."""
