@@ -31,17 +31,18 @@ def main(argv):
   overrides = dict(workdir="%s/%s" % (workdir, task), dataset_dir=FLAGS.dataset_dir,
                    train_steps=FLAGS.pretrain_steps)
   config = experiment.config_from_flagfile(experiment.flagfile_path(task, "fashion_mnist"), **overrides)
-  eval_chain = config.knn_preprocessing or config.preprocessing
+  eval_chain, eval_flags = experiment.eval_view(config)
   print("tfssl demo: pretraining %s (%s) on Fashion-MNIST, labels unused..." % (task, config.architecture),
         flush=True)
   export_dir, steps, seconds = experiment.pretrain(config)
   print("tfssl demo: linear evaluation of %s ..." % export_dir, flush=True)
   start = time.time()
   metrics = experiment.linear_eval(export_dir, "%s/%s_linear_eval" % (workdir, task), FLAGS.dataset_dir,
-                                   eval_chain, epochs=FLAGS.linear_epochs,
-                                   combine_patches=config.combine_patches)
+                                   eval_chain, epochs=FLAGS.linear_epochs, **eval_flags)
   tap, linear_top1 = experiment.best_tap(metrics)
-  knn = experiment.knn_of_export(export_dir, FLAGS.dataset_dir, eval_chain, end_point=tap)
+  knn_flags = {k: v for k, v in eval_flags.items() if k != "combine_patches"}
+  knn = experiment.knn_of_export(export_dir, FLAGS.dataset_dir, eval_chain, end_point=tap,
+                                 combine=config.combine_patches, **knn_flags)
   eval_seconds = time.time() - start
   print("tfssl demo: raw-pixel baselines ...", flush=True)
   pixels = experiment.raw_pixel_baselines(FLAGS.dataset_dir)

@@ -13,6 +13,19 @@ from tfssl.config import Config, define_flags
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
+# What the evaluation chain of a pretrained config needs to see the images as pretraining did.
+PREPROCESS_FIELDS = ("resize_size", "crop_size", "smaller_size", "splits_per_side", "patch_jitter",
+                     "grayscale_probability", "randomize_resize_method", "image_size",
+                     "num_of_inception_patches", "combine_patches")
+
+
+def eval_view(config):
+  """(chain, flags) to evaluate a representation pretrained with `config`: its --knn_preprocessing
+  (else its --preprocessing, in eval mode) and the size flags that chain reads."""
+  chain = config.knn_preprocessing or config.preprocessing
+  return chain, {k: getattr(config, k) for k in PREPROCESS_FIELDS if getattr(config, k) is not None}
+
+
 def flagfile_path(task, dataset):
   return os.path.join(REPO, "flags", task, dataset + ".cfg")
 
@@ -69,7 +82,7 @@ def best_tap(metrics, prefix="top1_accuracy_"):
 
 
 def knn_of_export(export_dir, dataset_dir, preprocessing, end_point="pre_logits", dataset="fashion_mnist",
-                  k=200, temperature=0.1, max_bank=None, combine="avg_pool"):
+                  k=200, temperature=0.1, max_bank=None, combine="avg_pool", **preprocess_flags):
   """Weighted kNN (k=200, t=0.1) of an export's end point: train split as bank, test as queries."""
   import tensorflow as tf
   from tfssl.data import datasets
@@ -86,7 +99,7 @@ def knn_of_export(export_dir, dataset_dir, preprocessing, end_point="pre_logits"
     return fn(images)
 
   def features(split, limit):
-    ds = datasets.load_batches(dataset_dir, split, preprocessing, 512, dataset=dataset)
+    ds = datasets.load_batches(dataset_dir, split, preprocessing, 512, dataset=dataset, **preprocess_flags)
     if limit:
       ds = ds.unbatch().take(limit).batch(512)
     return knn.extract_features(rep, ds, end_point)
