@@ -78,3 +78,37 @@ def test_two_views_are_refused_with_the_op_to_use():
   task = make_task()
   with pytest.raises(ValueError, match="ava_views"):
     task.train_step({"image": FEATURES["image"][:, :2], "label": FEATURES["label"]})
+
+
+# ---- configs and a short run on real data ----
+
+def test_flagfiles_hold_the_seed_settings(repo_root, fashion_mnist_dir):
+  from tfssl.tools.experiment import config_from_flagfile
+  from tfssl.train_and_eval import validate
+  flagfile = lambda name: str(repo_root / "flags" / "ava" / name)
+  seed = config_from_flagfile(flagfile("cifar10.cfg"))
+  assert (seed.batch_size, seed.epochs, seed.lr, seed.lr_scale_batch_size, seed.temperature,
+          seed.optimizer, seed.momentum, seed.lr_schedule, seed.warmup_epochs, seed.weight_decay) == (
+              128, 1000, 0.03, 128, 0.1, "sgd", 0.9, "cosine", 0, 5e-4)
+  assert (seed.architecture, seed.filters_factor, seed.proj_out_dim, seed.randaugment_n,
+          seed.randaugment_m, seed.preprocessing) == ("cifar_resnet18", 4, 128, 2, 10, "ava_views")
+  for name in ("cifar10.cfg", "fashion_mnist.cfg"):
+    validate(config_from_flagfile(flagfile(name), workdir="/unused", dataset_dir=fashion_mnist_dir))
+
+
+@pytest.mark.slow
+def test_a_few_steps_on_fashion_mnist_lower_the_loss(repo_root, fashion_mnist_dir, tmp_path):
+  from tfssl.data import datasets
+  from tfssl.tools.experiment import config_from_flagfile
+  from tfssl.trainer import Trainer
+  config = config_from_flagfile(str(repo_root / "flags" / "ava" / "fashion_mnist.cfg"),
+                                workdir=str(tmp_path), dataset_dir=fashion_mnist_dir, batch_size=32,
+                                train_steps=40, warmup_epochs=0, random_seed=1, log_every_steps=20)
+  trainer = Trainer(config)
+  trainer.build()
+  batch = next(iter(datasets.make_input_fn(config, "val", True, batch_size=64)(None)))
+  before = float(trainer.task.batch_loss(batch)[0])
+  trainer.train()
+  after = float(trainer.task.batch_loss(batch)[0])
+  assert trainer.step == 40
+  assert after < before - 0.05, (before, after)

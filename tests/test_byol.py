@@ -110,3 +110,37 @@ def test_loss_is_the_sum_of_both_regression_directions():
   expected = regression(p1, z2) + regression(p2, z1)
   assert float(task.loss_tracker.result()) == pytest.approx(expected, rel=1e-4)
   assert float(task.tau_tracker.result()) == pytest.approx(0.9)
+
+
+# ---- configs and a short run on real data ----
+
+def test_flagfiles_hold_the_seed_settings(repo_root, fashion_mnist_dir):
+  from tfssl.tools.experiment import config_from_flagfile
+  from tfssl.train_and_eval import validate
+  flagfile = lambda name: str(repo_root / "flags" / "byol" / name)
+  seed = config_from_flagfile(flagfile("cifar10.cfg"))
+  assert (seed.batch_size, seed.epochs, seed.optimizer, seed.lr, seed.lr_scale_batch_size,
+          seed.weight_decay, seed.tau_schedule, seed.tau_base) == (
+              512, 200, "adam", 1e-3, 512, 0.0, "constant", 0.99)
+  assert (seed.architecture, seed.proj_hidden_dim, seed.pred_hidden_dim, seed.proj_out_dim) == (
+      "cifar_resnet18", 256, 256, 128)
+  for name in ("cifar10.cfg", "fashion_mnist.cfg"):
+    validate(config_from_flagfile(flagfile(name), workdir="/unused", dataset_dir=fashion_mnist_dir))
+
+
+@pytest.mark.slow
+def test_a_few_steps_on_fashion_mnist_lower_the_loss(repo_root, fashion_mnist_dir, tmp_path):
+  from tfssl.data import datasets
+  from tfssl.tools.experiment import config_from_flagfile
+  from tfssl.trainer import Trainer
+  config = config_from_flagfile(str(repo_root / "flags" / "byol" / "fashion_mnist.cfg"),
+                                workdir=str(tmp_path), dataset_dir=fashion_mnist_dir, batch_size=32,
+                                train_steps=40, warmup_epochs=0, random_seed=1, log_every_steps=20)
+  trainer = Trainer(config)
+  trainer.build()
+  batch = next(iter(datasets.make_input_fn(config, "val", True, batch_size=64)(None)))
+  before = float(trainer.task.batch_loss(batch)[0])
+  trainer.train()
+  after = float(trainer.task.batch_loss(batch)[0])
+  assert trainer.step == 40
+  assert after < before - 0.05, (before, after)

@@ -98,3 +98,43 @@ def test_train_step_moves_backbone_and_probe_and_eval_reports_the_probe():
   assert 0.0 <= float(task.sup_accuracy.result()) <= 1.0 and float(task.sup_loss.result()) > 0
   ends = task.representation(FEATURES["image"][:, 0])
   assert ends["proj_head_output"].shape == (BATCH, 16) and "pre_logits" in ends
+
+
+# ---- configs and a short run on real data ----
+
+def test_flagfiles_hold_the_seed_settings(repo_root, fashion_mnist_dir):
+  from tfssl.tools.experiment import config_from_flagfile
+  from tfssl.train_and_eval import validate
+  flagfile = lambda name: str(repo_root / "flags" / "simclr" / name)
+  mindspore = config_from_flagfile(flagfile("cifar10.cfg"))
+  assert (mindspore.batch_size, mindspore.epochs, mindspore.optimizer, mindspore.weight_decay,
+          mindspore.temperature, mindspore.color_jitter_strength, mindspore.warmup_epochs) == (
+              1024, 100, "adam", 3e-4, 0.5, 0.6, 15)
+  assert (mindspore.architecture, mindspore.proj_hidden_dim, mindspore.proj_out_dim,
+          mindspore.num_proj_layers, mindspore.use_blur) == ("cifar_resnet50", 2048, 128, 2, False)
+  simclr = config_from_flagfile(flagfile("imagenet.cfg"))
+  assert (simclr.batch_size, simclr.optimizer, simclr.lr, simclr.lr_scale_batch_size,
+          simclr.weight_decay, simclr.epochs, simclr.warmup_epochs, simclr.lr_schedule,
+          simclr.temperature, simclr.architecture, simclr.mode) == (
+              4096, "lars", 0.3, 256, 1e-6, 100, 10, "cosine", 0.1, "resnet50", "v1")
+  for name in ("cifar10.cfg", "imagenet.cfg", "fashion_mnist.cfg"):
+    validate(config_from_flagfile(flagfile(name), workdir="/unused", dataset_dir=fashion_mnist_dir))
+
+
+@pytest.mark.slow
+def test_a_few_steps_on_fashion_mnist_lower_the_loss(repo_root, fashion_mnist_dir, tmp_path):
+  from tfssl.data import datasets
+  from tfssl.tools.experiment import config_from_flagfile
+  from tfssl.trainer import Trainer
+  config = config_from_flagfile(str(repo_root / "flags" / "simclr" / "fashion_mnist.cfg"),
+                                workdir=str(tmp_path), dataset_dir=fashion_mnist_dir, batch_size=32,
+                                train_steps=40, warmup_epochs=0, random_seed=1, log_every_steps=20)
+  trainer = Trainer(config)
+  trainer.build()
+  # One fixed batch of views, scored before and after training.
+  batch = next(iter(datasets.make_input_fn(config, "val", True, batch_size=64)(None)))
+  before = float(trainer.task.batch_loss(batch)[0])
+  trainer.train()
+  after = float(trainer.task.batch_loss(batch)[0])
+  assert trainer.step == 40
+  assert after < before - 0.05, (before, after)

@@ -111,3 +111,43 @@ def test_eval_batches_and_the_representation():
   assert [m.name for m in task.metrics] == ["loss", "sup_loss", "sup_accuracy"]
   ends = task.representation(images)
   np.testing.assert_allclose(np.linalg.norm(ends["proj_head_output"], axis=1), 1.0, rtol=1e-5)
+
+
+# ---- configs and a short run on real data ----
+
+def test_flagfiles_hold_the_seed_settings(repo_root, fashion_mnist_dir):
+  from tfssl.tools.experiment import config_from_flagfile
+  from tfssl.train_and_eval import validate
+  flagfile = lambda name: str(repo_root / "flags" / "swav" / name)
+  swav = config_from_flagfile(flagfile("imagenet.cfg"))
+  assert (swav.epochs, swav.batch_size, swav.optimizer, swav.lr, swav.lr_scale_batch_size,
+          swav.weight_decay, swav.warmup_epochs, swav.lr_schedule) == (
+              800, 4096, "lars", 4.8, 4096, 1e-6, 10, "cosine")
+  assert (swav.nmb_crops_list, swav.size_crops_list, swav.min_scale_crops_list,
+          swav.max_scale_crops_list, swav.crops_for_assign_list) == (
+              (2, 6), (224, 96), (0.14, 0.05), (1.0, 0.14), (0, 1))
+  assert (swav.epsilon, swav.sinkhorn_iterations, swav.nmb_prototypes, swav.temperature,
+          swav.freeze_prototypes_niters, swav.queue_length) == (0.05, 3, 3000, 0.1, 313, 0)
+  for name in ("imagenet.cfg", "cifar10.cfg", "fashion_mnist.cfg"):
+    validate(config_from_flagfile(flagfile(name), workdir="/unused", dataset_dir=fashion_mnist_dir))
+
+
+@pytest.mark.slow
+def test_a_few_steps_on_fashion_mnist_lower_the_loss(repo_root, fashion_mnist_dir, tmp_path):
+  from tfssl.data import datasets
+  from tfssl.tools.experiment import config_from_flagfile
+  from tfssl.trainer import Trainer
+  config = config_from_flagfile(str(repo_root / "flags" / "swav" / "fashion_mnist.cfg"),
+                                workdir=str(tmp_path), dataset_dir=fashion_mnist_dir, batch_size=32,
+                                train_steps=40, warmup_epochs=0, freeze_prototypes_niters=10,
+                                random_seed=1, log_every_steps=20)
+  trainer = Trainer(config)
+  trainer.build()
+  batch = next(iter(datasets.make_input_fn(config, "val", True, batch_size=64)(None)))
+  before = float(trainer.task.batch_loss(batch)[0])
+  trainer.train()
+  after = float(trainer.task.batch_loss(batch)[0])
+  assert trainer.step == 40
+  assert after < before - 0.05, (before, after)
+  np.testing.assert_allclose(np.linalg.norm(trainer.task.prototypes.kernel.numpy(), axis=0), 1.0,
+                             rtol=1e-5)

@@ -281,8 +281,8 @@ def swav_view(image01, size, scale, strength, blur):
 def multi_crop(data, config, is_training):
   """SwAV's multi-crop: per group, crops of (min, max) area scale, flip, colour, blur p=0.5.
 
-  Outputs stay in [0, 1] like SimCLR's (SwAV normalises with the ImageNet mean/std; tfssl's nets
-  start with BatchNorm-free convs either way, so the eval chain only has to match).
+  Outputs stay in [0, 1] like SimCLR's, where SwAV normalises with the ImageNet mean/std; the op's
+  eval mode gives the matching evaluation image.
   """
   out = {k: v for k, v in data.items() if k != "image"}
   groups = crop_groups(config)
@@ -504,7 +504,7 @@ def normalize_cifar(image01):
 
 
 def ava_standard_view(image, size):
-  """Crop (0.2-1), colour adjust 0.4 always (hue 0.4 too), grayscale p=0.2, flip."""
+  """Crop (0.2-1), colour adjust 0.4 always (hue 0.4 too; random order), grayscale p=0.2, flip."""
   x = random_resized_crop(to_float01(image), size, area_range=(0.2, 1.0), min_object_covered=0.0,
                           method="bilinear", antialias=True)
   x = color_jitter(tf.clip_by_value(x, 0.0, 1.0), 0.4, 0.4, 0.4, 0.4)

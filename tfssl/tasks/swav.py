@@ -9,8 +9,8 @@ For each crop in --crops_for_assign the codes are Sinkhorn-Knopp (--epsilon,
 predicts them with a softmax at --temperature (losses.swav_loss).
 
 Queue (--queue_length > 0): per replica, queue_length // replicas rows per assigned crop (the
-length first trimmed to a multiple of the global batch, as SwAV), a non-trainable variable that
-each replica keeps for itself. From epoch --epoch_queue_starts the newest embeddings are pushed
+length first trimmed to a multiple of the global batch, as SwAV), a variable that each replica
+keeps for itself and that is not checkpointed. From epoch --epoch_queue_starts the newest embeddings are pushed
 in; once full, its scores are prepended before Sinkhorn (only the batch's codes are kept).
 
 Prototypes: gradients are zeroed for the first --freeze_prototypes_niters steps and the weights
@@ -81,11 +81,13 @@ class SwAV(ContrastiveTask):
     self.temperature = float(config.temperature or DEFAULT_TEMPERATURE)
     self.queue_rows = self._queue_rows(config, ctx)
     if self.queue_rows:
-      self.queue = keras.Variable(
-          initializer="zeros", shape=(len(self.crops_for_assign), self.queue_rows,
-                                      int(config.proj_out_dim)),
-          dtype="float32", trainable=False, synchronization="on_read",
-          aggregation="only_first_replica", name="queue")
+      # A plain tf.Variable, outside the task's Keras weights: each replica's own scratch state,
+      # not checkpointed (so a run may resume on another replica count); after a resume it refills
+      # within queue_length / batch steps, where SwAV saves it beside the checkpoint.
+      self.queue = tf.Variable(
+          tf.zeros([len(self.crops_for_assign), self.queue_rows, int(config.proj_out_dim)]),
+          trainable=False, name="queue", synchronization=tf.VariableSynchronization.ON_READ,
+          aggregation=tf.VariableAggregation.ONLY_FIRST_REPLICA)
 
   @staticmethod
   def _queue_rows(config, ctx):
