@@ -46,6 +46,8 @@ flags.DEFINE_bool("baselines", True, "Also evaluate random initialisation and ra
 flags.DEFINE_string("workdir", "workdirs/benchmarks", "Where the runs' workdirs go.")
 flags.DEFINE_string("output", "workdirs/benchmarks/accuracy", "Writes <output>.md, .json, .jsonl.")
 flags.DEFINE_bool("remeasure", False, "Ignore measurements already in <output>.jsonl.")
+flags.DEFINE_multi_string("set", [], "Override a config flag: `task:flag=value` for one task, "
+                          "`flag=value` for all; shown beside the task in the table.")
 FLAGS = flags.FLAGS
 
 
@@ -61,9 +63,26 @@ def task_config(task):
       config = config.replace(train_steps=int(round(config.train_steps * FLAGS.epochs_scale)))
     else:
       config = config.replace(epochs=config.epochs * FLAGS.epochs_scale)
+  changes = overrides(task)
+  if changes:
+    config = config.replace(**changes)
   schedule = "s%d" % config.train_steps if config.train_steps else "e%g" % config.epochs
+  schedule += "".join("-%s=%s" % kv for kv in sorted(changes.items()))
   workdir = os.path.join(FLAGS.workdir, FLAGS.dataset, "%s-%s" % (task, schedule))
   return config.replace(workdir=workdir), schedule
+
+
+def overrides(task):
+  """{flag: value} that --set gives `task`."""
+  out = {}
+  for item in FLAGS.set:
+    scope, _, assignment = item.rpartition(":")
+    name, sep, value = assignment.partition("=")
+    if not sep or not name:
+      raise app.UsageError("--set=%s: write task:flag=value or flag=value" % item)
+    if scope in ("", task):
+      out[name.strip()] = value.strip()
+  return out
 
 
 class Benchmark:
@@ -174,10 +193,12 @@ def summary(log, tasks):
 
     lin_extra, knn_extra = dict(linear_epochs=FLAGS.linear_epochs), dict(k=FLAGS.knn_k,
                                                                          max_bank=FLAGS.knn_max_bank)
+    changes = overrides(task)
     rows.append({
-        "task": task, "network": "%s x%s" % (pre["architecture"], pre["filters_factor"]),
+        "task": task + "".join(" (%s=%s)" % kv for kv in sorted(changes.items())), "network": "%s x%s" % (pre["architecture"], pre["filters_factor"]),
         "steps": pre["steps"], "batch_size": pre.get("batch_size"), "seconds": pre["seconds"],
-        "resumed": pre.get("resumed", False),
+        "resumed": pre.get("resumed", False), "schedule": schedule,
+        "workdir": os.path.dirname(os.path.dirname(pre["export"])),
         "linear": get("linear", "pretrained", lin_extra), "knn": get("knn", "pretrained", knn_extra),
         "random_linear": get("linear", "random_init", lin_extra),
         "random_knn": get("knn", "random_init", knn_extra),

@@ -92,10 +92,6 @@ def main(argv):
   with open(FLAGS.accuracy + ".json") as f:
     summary = json.load(f)
   rows = summary["rows"]
-  lines = [json.loads(line) for line in open(FLAGS.accuracy + ".jsonl") if line.strip()]
-  for row in rows:
-    pre = [l for l in lines if l.get("kind") == "pretrain" and l.get("task") == row["task"]]
-    row["workdir"] = os.path.dirname(os.path.dirname(pre[-1]["export"]))
   print(pretraining_curves(rows, os.path.join(FLAGS.output_dir, "pretraining_curves.png")))
   print(accuracy_bars(rows, summary.get("raw_pixels"), os.path.join(FLAGS.output_dir,
                                                                        "accuracy.png")))
