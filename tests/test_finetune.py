@@ -240,6 +240,11 @@ def test_the_trainer_runs_finetune(fashion_mnist_dir, fashion_export, tmp_path):
                        workdir=str(tmp_path / "work"), train_steps=3, eval_steps=1,
                        log_every_steps=3, save_checkpoints_secs=3600, **FASHION)
   trainer = Trainer(config)
+  # The epoch is the labelled subset's, and the training input holds only its records.
+  assert trainer.subset is not None
+  assert trainer.steps_per_epoch == max(1, trainer.subset.num_examples // config.batch_size)
+  kept = sum(1 for _ in trainer.input_fn(config.train_split, False, batch_size=256)(None).unbatch())
+  assert kept == trainer.subset.num_examples
   logs = trainer.train()
   assert trainer.step == 3 and np.isfinite(logs["loss"])
   metrics = trainer.evaluate(steps=1)

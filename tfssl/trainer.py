@@ -43,7 +43,12 @@ class Trainer:
     self.dataset_spec = datasets.get_dataset(config.dataset, config.dataset_dir)
     self.workdir = Workdir(self.runtime.workdir or config.workdir, config)
     batch = config.batch_size or 1
-    self.steps_per_epoch = max(1, self.dataset_spec.count(config.train_split) // batch)
+    # Fine-tuning trains on a labelled subset: its epochs are the subset's.
+    self.subset = (get_task_class(config.task).training_subset(config, self.dataset_spec)
+                   if config.task else None)
+    train_count = (self.subset.num_examples if self.subset is not None
+                   else self.dataset_spec.count(config.train_split))
+    self.steps_per_epoch = max(1, train_count // batch)
     if config.train_steps:
       self.total_steps = int(config.train_steps)
     else:
@@ -53,8 +58,9 @@ class Trainer:
 
   # ---- data ----
   def input_fn(self, split, is_training, preprocessing=None, batch_size=None):
+    subset = self.subset if split == self.config.train_split else None
     return datasets.make_input_fn(self.config, split, is_training, batch_size=batch_size,
-                                  preprocessing=preprocessing)
+                                  preprocessing=preprocessing, subset=subset)
 
   def distributed_dataset(self, split, is_training, preprocessing=None, batch_size=None):
     fn = self.input_fn(split, is_training, preprocessing, batch_size)

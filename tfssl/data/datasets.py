@@ -86,9 +86,10 @@ class DatasetSpec:
   def files(self, split):
     raise NotImplementedError
 
-  def read(self, split, is_training, input_context=None, seed=None, skip_corrupt=False):
+  def read(self, split, is_training, input_context=None, seed=None, skip_corrupt=False, subset=None):
     """{"image": uint8 [H, W, 3], "label": int32} of this input pipeline's part of the split;
-    shuffled and repeated forever in training, one ordered pass in eval."""
+    shuffled and repeated forever in training, one ordered pass in eval. `subset` (a
+    tfssl.data.subsets.Subset) keeps only its records."""
     raise NotImplementedError
 
 
@@ -130,7 +131,7 @@ class ShardedDataset(DatasetSpec):
                                           len(missing), len(names), self.dataset_dir))
     return [os.path.join(self.dataset_dir, n) for n in names]
 
-  def read(self, split, is_training, input_context=None, seed=None, skip_corrupt=False):
+  def read(self, split, is_training, input_context=None, seed=None, skip_corrupt=False, subset=None):
     files = self.files(split)
     pipelines, index = _pipeline(input_context)
     if len(files) < pipelines:
@@ -142,9 +143,14 @@ class ShardedDataset(DatasetSpec):
     records = shard_reader.read_shards(
         files, sizes, ordered=not is_training, skip_corrupt=skip_corrupt,
         cycle_length=FILE_CYCLE_LENGTH, shuffle_files_seed=seed, repeat=is_training)
+    count = self.count(split)
+    if subset is not None:
+      # Before shuffle and parse: a record left out costs a hash, not a decode.
+      records = records.filter(subset.keep)
+      count = subset.num_examples
     if is_training:
       # A buffer larger than the split only makes the first batch wait for it to fill.
-      buffer = max(1, min(SHUFFLE_BUFFER, self.count(split) or SHUFFLE_BUFFER))
+      buffer = max(1, min(SHUFFLE_BUFFER, count or SHUFFLE_BUFFER))
       records = records.shuffle(buffer, seed=seed, reshuffle_each_iteration=True)
     parse = lambda serialized: tfrecord.parse_example(serialized, self.label_offset)
     return shard_reader.parse_records(records, parse, skip_corrupt)
@@ -244,8 +250,11 @@ def _example_seeds(seed, pipeline_index):
   return tf.data.Dataset.random(seed=stream_seed).batch(2, drop_remainder=True)
 
 
-def make_input_fn(config, split, is_training, batch_size=None, preprocessing=None):
-  """fn(input_context=None) -> tf.data.Dataset of preprocessed dict batches (module docstring)."""
+def make_input_fn(config, split, is_training, batch_size=None, preprocessing=None, subset=None):
+  """fn(input_context=None) -> tf.data.Dataset of preprocessed dict batches (module docstring).
+
+  `subset` (tfssl.data.subsets.Subset, for fine-tuning on labelled subsets) keeps only its records.
+  """
   dataset = get_dataset(config.dataset, config.dataset_dir)
   check_split(split, dataset.name)
   global_batch = batch_size or (config.batch_size if is_training else config.eval_batch_size)
@@ -259,7 +268,7 @@ def make_input_fn(config, split, is_training, batch_size=None, preprocessing=Non
     per_replica = (input_context.get_per_replica_batch_size(global_batch) if input_context
                    else global_batch)
     examples = dataset.read(split, is_training, input_context, config.random_seed,
-                            config.skip_corrupt_records)
+                            config.skip_corrupt_records, **({"subset": subset} if subset else {}))
     seeds = _example_seeds(config.random_seed, _pipeline(input_context)[1])
     batches = tf.data.Dataset.zip((examples, seeds)).map(
         preprocess, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)

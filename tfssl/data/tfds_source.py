@@ -72,7 +72,8 @@ class TfdsDataset(datasets.DatasetSpec):
                      "count(split), or build TFRecords with python -m tfssl.tools.build_tfrecords"
                      % self.name)
 
-  def read(self, split, is_training, input_context=None, seed=None, skip_corrupt=False):
+  def read(self, split, is_training, input_context=None, seed=None, skip_corrupt=False, subset=None):
+    del subset  # training_subset refuses tfds datasets with a clear error
     datasets.check_split(split, self.name)
     tfds = self._tfds
     self._builder.download_and_prepare()

@@ -58,6 +58,13 @@ class Task(keras.Model):
     self.loss_tracker = keras.metrics.Mean(name="loss")
 
   # ---- what subclasses implement ----
+  @classmethod
+  def training_subset(cls, config, dataset_spec):
+    """The records of config.train_split this task trains on (a tfssl.data.subsets.Subset with
+    `.keep(record)` and `.num_examples`), or None for all of them (fine-tuning overrides this)."""
+    del config, dataset_spec
+    return None
+
   def call(self, features, training=False):
     raise NotImplementedError
 
