@@ -133,7 +133,7 @@ def test_knn_eval_restores_the_checkpoint_the_trainer_wrote(tiny_dir, pretrained
   images = tf.random.uniform([4, 32, 32, 3], seed=1)
   expected = load_export(export_dir).representation(images, training=False)
   got = representation(images, training=False)
-  for name in ("block4", "pre_logits"):
+  for name in ("block4", "pre_logits", "proj_head_output"):
     np.testing.assert_allclose(got[name].numpy(), expected[name].numpy(), rtol=1e-4, atol=1e-5)
   results = trainer.train()
   assert set(results) == {"knn_top1_block4", "knn_top5_block4"}

@@ -7,8 +7,8 @@ views), then a Dense(--proj_out_dim, 128) with bias and L2 normalisation, and th
 auxiliary terms) at --temperature (the seed's sigma, 0.1), negatives gathered from every replica.
 The seed trains with SGD 0.03, cosine, weight decay 5e-4 (flags/ava/cifar10.cfg).
 
-The seed's kNN evaluation reads the L2-normalised 128-d embedding, which `representation()` adds
-as `proj_head_output` (--knn_end_point=proj_head_output reproduces it).
+The seed's kNN evaluation reads the L2-normalised 128-d embedding, which `representation()` and the
+export add as `proj_head_output` (--knn_end_point=proj_head_output reproduces it).
 """
 
 import keras
@@ -59,6 +59,9 @@ class AVA(ContrastiveTask):
       loss = gnt + sup + self.weight_decay_loss()
     self.minimize(tape, loss)
     self.loss_tracker.update_state(gnt)
+
+  def projection_heads(self):
+    return [self.head]
 
   def representation(self, images, training=False):
     h, end_points = self.backbone(images, training=training)

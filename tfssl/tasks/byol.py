@@ -133,6 +133,9 @@ class BYOL(ContrastiveTask):
     self.loss_tracker.update_state(regression)
     self.tau_tracker.update_state(tau)
 
+  def projection_heads(self):
+    return [self.projector]
+
   def representation(self, images, training=False):
     h, end_points = self.backbone(images, training=training)
     end_points = dict(end_points)

@@ -66,6 +66,9 @@ class SimCLR(ContrastiveTask):
     hits = tf.equal(tf.argmax(labels, 1), tf.argmax(logits_ab, 1))
     self.contrast_acc.update_state(tf.cast(hits, tf.float32))
 
+  def projection_heads(self):
+    return [self.projection]
+
   def representation(self, images, training=False):
     h, end_points = self.backbone(images, training=training)
     end_points = dict(end_points)

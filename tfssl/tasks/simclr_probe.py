@@ -1,4 +1,5 @@
-"""What the contrastive tasks share: the backbone, the views, and SimCLR's online linear probe.
+"""What the contrastive tasks share: the backbone, the views, SimCLR's online linear probe, and an
+export whose `representation` adds the projection (`proj_head_output`) to the backbone's end points.
 
 `--lineareval_while_pretraining` (SimCLR's flag) trains a linear classifier on the stop-gradient
 backbone features during pretraining, with the labels repeated once per view; it changes nothing in
@@ -13,6 +14,24 @@ import tensorflow as tf
 from tfssl.models import get_net_for_task
 from tfssl.models.heads import LinearHead
 from tfssl.tasks.base import Task
+
+
+class RepresentationNet(keras.Model):
+  """What a contrastive task exports: the backbone's end points plus its `proj_head_output`.
+
+  Holds the backbone and the head layers (so the export saves their variables) and calls the
+  task's `representation`; the output is pre_logits, as the backbone's own.
+  """
+
+  def __init__(self, backbone, heads, represent, **kwargs):
+    super().__init__(name=kwargs.pop("name", backbone.name), **kwargs)
+    self.backbone = backbone
+    self.heads = list(heads)
+    self._represent = represent
+
+  def call(self, images, training=False):
+    end_points = self._represent(images, training=training)
+    return end_points["pre_logits"], end_points
 
 
 def split_views(images):
@@ -42,6 +61,15 @@ class ContrastiveTask(Task):
     # symbolic trace by Keras, so build-time work such as BYOL's target copy sees real values.
     del input_shape
     self.built = True
+
+  def projection_heads(self):
+    """The layers `representation` uses beyond the backbone (for the export)."""
+    return []
+
+  def export_module(self):
+    from tfssl.models.export import ExportModule
+    net = RepresentationNet(self.backbone, self.projection_heads(), self.representation)
+    return ExportModule(net, input_shape=self.config.serving_shape)
 
   def probe_metrics(self):
     return [self.sup_loss, self.sup_accuracy] if self.probe is not None else []

@@ -168,6 +168,9 @@ class SwAV(ContrastiveTask):
     self.prototypes.kernel.assign(tf.where(frozen, before, after))
     self.loss_tracker.update_state(swav)
 
+  def projection_heads(self):
+    return [self.projector]
+
   def representation(self, images, training=False):
     h, end_points = self.backbone(images, training=training)
     end_points = dict(end_points)
