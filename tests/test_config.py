@@ -52,3 +52,15 @@ def test_every_original_flag_is_defined():
   fv(["prog", "--task=jigsaw", "--crop_size=255", "--batch_size=8"])
   c = Config.from_flags(fv)
   assert c.task == "jigsaw" and c.crop_hw == (255, 255) and c.eval_batch_size == 8
+
+
+def test_fresh_flag_values_do_not_share_state():
+  """define_flags on a new FlagValues must not fall back to the global one (an empty FlagValues
+  is falsy): two parses in one process would otherwise leak values into each other."""
+  first = define_flags(flags.FlagValues())
+  first(["prog", "--task=simclr", "--architecture=cifar_resnet18", "--workdir=/first"])
+  second = define_flags(flags.FlagValues())
+  second(["prog", "--task=jigsaw"])
+  assert first is not second and first is not flags.FLAGS
+  c = Config.from_flags(second)
+  assert (c.task, c.architecture, c.workdir) == ("jigsaw", None, None)

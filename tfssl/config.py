@@ -351,7 +351,8 @@ class Config:
 def define_flags(flag_values=None):
   """Declares every flag in ALL_FLAGS with absl (idempotent per FlagValues)."""
   from absl import flags
-  fv = flag_values or flags.FLAGS
+  # Not `flag_values or FLAGS`: an empty FlagValues is falsy, and would silently mean the global one.
+  fv = flags.FLAGS if flag_values is None else flag_values
   definers = {
       "string": flags.DEFINE_string, "integer": flags.DEFINE_integer,
       "float": flags.DEFINE_float, "bool": flags.DEFINE_bool,
