@@ -164,10 +164,12 @@ class Trainer:
         window_step, window_time = step, now
       if knn_every and step % knn_every == 0:
         self.knn_monitor(step)
-      if time.time() - last_save >= cfg.save_checkpoints_secs:
+      # Save by steps (the NPU run config) or by seconds (--save_checkpoints_secs).
+      due = (step - last_save_step >= save.save_every_steps if save.save_every_steps
+             else time.time() - last_save >= (save.save_every_secs or 600))
+      if due and step < self.total_steps:
         self.workdir.save(manager, step)
-        save = self.checkpoint_settings
-    last_save, last_save_step = time.time(), self.step
+        last_save, last_save_step = time.time(), step
     self.workdir.save(manager, self.step)
     self.workdir.mark_done()
     logging.info("Training done at step %d in %s.", self.step, _hms(time.time() - start_time))
