@@ -99,8 +99,14 @@ class Workers:
 
 @pytest.fixture
 def workers():
+  """Starts jobs (Workers(...) arguments) and kills whatever is left of them after the test."""
   started = []
-  yield lambda *args: started.append(Workers(*args)) or started[-1]
+
+  def start(*args):
+    started.append(Workers(*args))
+    return started[-1]
+
+  yield start
   for job in started:
     job.kill()
 
@@ -133,9 +139,10 @@ def checkpoint_weights(workdir, step):
   """The task weights of ckpt-<step>, in the trainer's checkpoint order."""
   import tensorflow as tf
   reader = tf.train.load_checkpoint(os.path.join(str(workdir), "ckpt-%d" % step))
-  keys = reader.get_variable_to_shape_map()
-  count = len([k for k in keys if k.startswith("weights/")])
-  return [reader.get_tensor("weights/%d/.ATTRIBUTES/VARIABLE_VALUE" % i) for i in range(count)]
+  key = "weights/%d/.ATTRIBUTES/VARIABLE_VALUE"
+  keys = set(reader.get_variable_to_shape_map())
+  count = len([i for i in range(len(keys)) if key % i in keys])
+  return [reader.get_tensor(key % i) for i in range(count)]
 
 
 def checkpoint_steps(workdir):
