@@ -8,6 +8,7 @@ exit code 2.
 """
 
 import os
+import re
 import sys
 
 from absl import app
@@ -99,6 +100,7 @@ def main(argv):
   except UsageError as e:
     _usage_exit(str(e))
   # Heavy imports only now, after the flags are known to be sane.
+  import tensorflow as tf
   from tfssl.trainer import Trainer
   from tfssl.workdir import WorkdirError
   trainer = None
@@ -110,9 +112,23 @@ def main(argv):
       trainer.train()
   except WorkdirError as e:
     _error_exit(str(e), code=1)
+  except tf.errors.OpError as e:
+    message = op_user_error(e)
+    if message is None:
+      raise
+    _error_exit(message, code=1)
   finally:
     if trainer is not None:
       trainer.close()
+
+
+def op_user_error(err):
+  """The message of a tfssl check that failed inside a TensorFlow op (the input pipeline's
+  `tfssl: ...` assertions, e.g. a corrupt shard), as one line; None for any other error."""
+  match = re.search(r"\[tfssl: (.*?)\]\s*$", err.message or "", re.M)
+  if match is None:
+    return None
+  return match.group(1).replace('\\"', '"')
 
 
 def _usage_exit(message):
