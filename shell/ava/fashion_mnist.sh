@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# AVA on Fashion-MNIST (a narrow CIFAR ResNet-18, a few CPU minutes).
+# AVA on Fashion-MNIST (a narrow CIFAR ResNet-18; see the flagfile for its CPU time).
 # Extra flags (--workdir, --dataset_dir, --run_eval, ...) override the flagfile.
 set -eu
 here="$(cd "$(dirname "$0")" && pwd)"
