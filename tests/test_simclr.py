@@ -93,6 +93,8 @@ def test_train_step_moves_backbone_and_probe_and_eval_reports_the_probe():
   assert sum(not np.array_equal(a, b) for a, b in zip(before, after)) > len(before) // 2
   assert np.isfinite(float(task.loss_tracker.result()))
   assert [m.name for m in task.metrics] == ["loss", "contrast_acc", "sup_loss", "sup_accuracy"]
+  # Eval batches hold one view: evaluation reports the probe only, not a contrastive loss of 0.
+  assert [m.name for m in task.eval_metrics] == ["sup_loss", "sup_accuracy"]
   task.reset_metrics()
   task.test_step({"image": FEATURES["image"][:, 0], "label": FEATURES["label"]})
   assert 0.0 <= float(task.sup_accuracy.result()) <= 1.0 and float(task.sup_loss.result()) > 0
@@ -138,3 +140,5 @@ def test_a_few_steps_on_fashion_mnist_lower_the_loss(repo_root, fashion_mnist_di
   after = float(trainer.task.batch_loss(batch)[0])
   assert trainer.step == 40
   assert after < before - 0.05, (before, after)
+  metrics = trainer.evaluate(steps=2)
+  assert sorted(metrics) == ["sup_accuracy", "sup_loss"] and metrics["sup_loss"] > 0, metrics

@@ -192,9 +192,9 @@ class Trainer:
 
     return run_steps
 
-  def _metric_results(self):
+  def _metric_results(self, metrics=None):
     out = {}
-    for metric in self.task.metrics:
+    for metric in self.task.metrics if metrics is None else metrics:
       result = metric.result()
       if isinstance(result, dict):
         out.update({k: float(v) for k, v in result.items()})
@@ -218,7 +218,7 @@ class Trainer:
       if steps and i >= steps:
         break
       eval_step(batch)
-    return self._metric_results()
+    return self._metric_results(self.task.eval_metrics)
 
   def run_eval(self):
     """The original's evaluator: evaluate and export every new checkpoint until training is done."""

@@ -8,7 +8,8 @@ Contract with the trainer (tfssl/trainer.py):
 - `train_step(features)` runs per replica inside `strategy.run`: compute the per-replica mean loss,
   `self.minimize(tape, loss)`, update `self.metrics`. Return value is ignored; the trainer reads
   `metric.result()` for every metric in `self.metrics` (aggregated across replicas by Keras).
-- `test_step(features)` likewise updates metrics for evaluation on `val_split`.
+- `test_step(features)` likewise updates metrics for evaluation on `val_split`; the trainer reports
+  those in `self.eval_metrics` (default: all of `self.metrics`).
 - `representation(images, training=False)`: the end-points dict that the export's `representation`
   signature returns; `export_module()` gives the tf.Module that the trainer saves as `export/<step>`.
 - Tasks that do not train (kNN evaluation) set `TRAINS = False` and implement `run_standalone`.
@@ -73,6 +74,11 @@ class Task(keras.Model):
 
   def test_step(self, features):
     raise NotImplementedError
+
+  @property
+  def eval_metrics(self):
+    """The metrics test_step updates: what evaluation reports."""
+    return self.metrics
 
   def representation(self, images, training=False):
     """End-points dict of the representation network (the export's `representation`)."""

@@ -90,6 +90,12 @@ class ContrastiveTask(Task):
     if self.probe is not None:
       self.probe(tf.stop_gradient(features))
 
+  @property
+  def eval_metrics(self):
+    # Eval batches hold one un-augmented view, so there is no contrastive loss to report: only
+    # the probe's (an empty evaluation without --lineareval_while_pretraining; use kNN instead).
+    return self.probe_metrics()
+
   def test_step(self, features):
     if self.probe is None:
       return
