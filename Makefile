@@ -30,7 +30,7 @@ $(DATA)/dataset_info.json: | $(STAMP)
 	$(PY) -m tfssl.tools.fetch_fashion_mnist --output_dir=$(DATA)
 
 test: install data
-	$(PY) -m pytest -q -ra tests
+	$(PY) -m pytest -q -ra --durations=15 tests
 
 # The unit tests only (skips the slow end-to-end runs).
 test-fast: install data

@@ -9,6 +9,7 @@ from tfssl import optimizers
 from tfssl.config import Config
 from tfssl.tasks.ava import AVA
 from tfssl.tasks.base import TaskContext
+from real_training import train_flagfile_and_score
 
 BATCH, SIZE = 4, 16
 RNG = np.random.RandomState(3)
@@ -98,17 +99,6 @@ def test_flagfiles_hold_the_seed_settings(repo_root, fashion_mnist_dir):
 
 @pytest.mark.slow
 def test_a_few_steps_on_fashion_mnist_lower_the_loss(repo_root, fashion_mnist_dir, tmp_path):
-  from tfssl.data import datasets
-  from tfssl.tools.experiment import config_from_flagfile
-  from tfssl.trainer import Trainer
-  config = config_from_flagfile(str(repo_root / "flags" / "ava" / "fashion_mnist.cfg"),
-                                workdir=str(tmp_path), dataset_dir=fashion_mnist_dir, batch_size=32,
-                                train_steps=40, warmup_epochs=0, random_seed=1, log_every_steps=20)
-  trainer = Trainer(config)
-  trainer.build()
-  batch = next(iter(datasets.make_input_fn(config, "val", True, batch_size=64)(None)))
-  before = float(trainer.task.batch_loss(batch)[0])
-  trainer.train()
-  after = float(trainer.task.batch_loss(batch)[0])
+  trainer, before, after = train_flagfile_and_score(repo_root, "ava", fashion_mnist_dir, tmp_path)
   assert trainer.step == 40
   assert after < before - 0.05, (before, after)

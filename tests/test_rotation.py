@@ -8,6 +8,7 @@ import tensorflow as tf
 from tfssl.config import Config
 from tfssl.tasks.base import TaskContext
 from tfssl.tasks.rotation import Rotation, flatten_rotations
+from real_training import losses_on_one_real_batch
 
 
 class MeanPixelLogits(keras.Model):
@@ -123,30 +124,12 @@ def test_training_steps_lower_the_loss_on_a_separable_case():
   assert np.isclose(losses[0], np.log(4.0), rtol=1e-5)  # zero kernel: uniform over 4 classes
 
 
-def _losses_on_one_real_batch(config, steps):
-  """Training losses of `steps` train_steps on one fixed batch of real records, built as the trainer does."""
-  from tfssl import optimizers
-  from tfssl.data import datasets
-  keras.utils.set_random_seed(0)
-  batch = next(iter(datasets.make_input_fn(config, "train", True)(None)))
-  task = Rotation(config, TaskContext(num_classes=10))
-  task(batch, training=False)
-  task.optimizer = optimizers.build_optimizer(config, optimizers.build_lr_schedule(config, 1, steps))
-  step = tf.function(task.train_step)
-  losses = []
-  for _ in range(steps):
-    task.loss_tracker.reset_state()
-    step(batch)
-    losses.append(float(task.loss_tracker.result()))
-  return batch, losses
-
-
 @pytest.mark.slow
 def test_training_on_fashion_mnist_lowers_the_loss(fashion_mnist_dir):
   config = Config.make(task="rotation", architecture="cifar_resnet18", filters_factor=1,
                        dataset="fashion_mnist", dataset_dir=fashion_mnist_dir, batch_size=16,
                        preprocessing="resize,-1_to_1,rotate", resize_size="16", lr=0.05, random_seed=0)
-  batch, losses = _losses_on_one_real_batch(config, 12)
+  batch, losses = losses_on_one_real_batch(Rotation, config, 12)
   assert batch["image"].shape == (16, 4, 16, 16, 3)
   assert np.mean(losses[-3:]) < 0.7 * losses[0], losses
 

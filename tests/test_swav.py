@@ -9,6 +9,7 @@ from tfssl import losses, optimizers
 from tfssl.config import Config
 from tfssl.tasks.base import TaskContext
 from tfssl.tasks.swav import SwAV, crops_to_batch
+from real_training import train_flagfile_and_score
 
 BATCH = 4
 RNG = np.random.RandomState(2)
@@ -134,19 +135,8 @@ def test_flagfiles_hold_the_seed_settings(repo_root, fashion_mnist_dir):
 
 @pytest.mark.slow
 def test_a_few_steps_on_fashion_mnist_lower_the_loss(repo_root, fashion_mnist_dir, tmp_path):
-  from tfssl.data import datasets
-  from tfssl.tools.experiment import config_from_flagfile
-  from tfssl.trainer import Trainer
-  config = config_from_flagfile(str(repo_root / "flags" / "swav" / "fashion_mnist.cfg"),
-                                workdir=str(tmp_path), dataset_dir=fashion_mnist_dir, batch_size=32,
-                                train_steps=40, warmup_epochs=0, freeze_prototypes_niters=10,
-                                random_seed=1, log_every_steps=20)
-  trainer = Trainer(config)
-  trainer.build()
-  batch = next(iter(datasets.make_input_fn(config, "val", True, batch_size=64)(None)))
-  before = float(trainer.task.batch_loss(batch)[0])
-  trainer.train()
-  after = float(trainer.task.batch_loss(batch)[0])
+  trainer, before, after = train_flagfile_and_score(repo_root, "swav", fashion_mnist_dir, tmp_path,
+                                                    freeze_prototypes_niters=10)
   assert trainer.step == 40
   assert after < before - 0.05, (before, after)
   np.testing.assert_allclose(np.linalg.norm(trainer.task.prototypes.kernel.numpy(), axis=0), 1.0,

@@ -11,7 +11,6 @@ a method. The workdir holds:
   TRAINING_IS_DONE               written when training reached its last step
 """
 
-import json
 import math
 import os
 import time
