@@ -7,7 +7,8 @@
   step, one panel per task, read from the summaries of the benchmark's workdirs;
 - accuracy.png: linear (best end point and pre_logits) and kNN top-1 of every task beside its
   random initialisation, with raw pixels as lines.
-Per-task pictures (retrieval grids, batches) come from `python -m tfssl.tools.visualize`.
+- <task>/curves.png, retrieval.png, batch.png for each task in --pictures: what
+  `python -m tfssl.tools.visualize` draws for that task's benchmark workdir.
 """
 
 import json
@@ -21,6 +22,8 @@ from tfssl.tools import visualize
 
 flags.DEFINE_string("accuracy", "workdirs/benchmarks/accuracy", "benchmarks/accuracy.py's --output.")
 flags.DEFINE_string("output_dir", "docs", "Where the PNG files go.")
+flags.DEFINE_list("pictures", [], "Tasks whose benchmark workdir also gets tfssl.tools.visualize's "
+                  "pictures, in <output_dir>/<task>/.")
 FLAGS = flags.FLAGS
 
 # The accuracy each task logs in training, in order of preference.
@@ -95,6 +98,13 @@ def main(argv):
   print(pretraining_curves(rows, os.path.join(FLAGS.output_dir, "pretraining_curves.png")))
   print(accuracy_bars(rows, summary.get("raw_pixels"), os.path.join(FLAGS.output_dir,
                                                                        "accuracy.png")))
+  by_task = {row["task"].split(" ")[0]: row for row in rows}
+  for task in FLAGS.pictures:
+    if task not in by_task:
+      raise app.UsageError("--pictures=%s: no such task in %s.json" % (task, FLAGS.accuracy))
+    written = visualize.draw_all(by_task[task]["workdir"], os.path.join(FLAGS.output_dir, task))
+    for path in written.values():
+      print(path)
 
 
 if __name__ == "__main__":

@@ -142,3 +142,24 @@ def test_command_line_writes_every_picture(workdir, tmp_path, repo_root):
   assert size_of(out / "curves.png") == (1500, 450)
   assert size_of(out / "retrieval.png") == (990, 220)
   assert size_of(out / "batch.png") == (480, 240)
+
+
+def test_benchmark_overview_plots(workdir, tmp_path, repo_root):
+  """benchmarks/plots.py draws the RESULTS.md overview from an accuracy.py summary."""
+  import json
+  linear = {"top1": 0.8, "end_point": "block2", "taps": {"top1_accuracy_pre_logits": 0.7}}
+  row = {"task": "rotation", "network": "cifar_resnet18 x1", "workdir": workdir, "linear": linear,
+         "knn": {"top1": 0.75}, "random_linear": dict(linear, top1=0.6), "random_knn": {"top1": 0.7}}
+  (tmp_path / "acc.json").write_text(json.dumps(
+      {"rows": [row], "raw_pixels": {"linear_top1": 0.84, "knn_top1": 0.786}}))
+  out = tmp_path / "docs"
+  proc = subprocess.run([sys.executable, "benchmarks/plots.py", "--accuracy=%s" % (tmp_path / "acc"),
+                         "--output_dir=%s" % out], cwd=repo_root, capture_output=True, text=True,
+                        timeout=600)
+  assert proc.returncode == 0, proc.stderr[-2000:]
+  assert size_of(out / "pretraining_curves.png") == (1500, 320)  # one row of panels
+  assert size_of(out / "accuracy.png") == (1500, 500)
+  proc = subprocess.run([sys.executable, "benchmarks/plots.py", "--accuracy=%s" % (tmp_path / "acc"),
+                         "--output_dir=%s" % out, "--pictures=jigsaw"], cwd=repo_root,
+                        capture_output=True, text=True, timeout=600)
+  assert proc.returncode != 0 and "--pictures=jigsaw: no such task" in proc.stderr
