@@ -207,3 +207,29 @@ def test_randaugment_picks_ops_by_index_and_keeps_uint8_values():
   assert out.shape == image.shape
   assert out.min() >= 0 and out.max() <= 255 and np.array_equal(out, np.round(out))
   assert len(augment.RANDAUGMENT_OPS) == 18
+
+
+@pytest.mark.parametrize("multi_view, single_view, config", [
+    ("simclr_augment", "center_crop_resize", dict(image_size=32)),
+    ("byol_augment", "center_crop_resize", dict(image_size=32)),
+    ("multi_crop", "center_crop_resize", dict(SWAV, image_size=32)),
+    ("ava_views", "ava_eval_view", dict(image_size=32)),
+])
+def test_single_view_counterparts_give_the_multi_view_ops_eval_image_in_both_modes(
+    multi_view, single_view, config):
+  # What linear evaluation and kNN of a contrastive config see (its --knn_preprocessing).
+  image = RNG.randint(0, 256, size=(40, 40, 3)).astype(np.uint8)
+  expected = _run(multi_view, False, image=image, **config)["image"]
+  assert expected.shape == (32, 32, 3)
+  for is_training in (False, True):
+    np.testing.assert_array_equal(_run(single_view, is_training, image=image, **config)["image"],
+                                  expected)
+
+
+def test_multi_view_chains_are_refused_where_one_view_is_trained():
+  with pytest.raises(ValueError, match="ava_views makes several augmented views.*"
+                                       "--preprocessing=ava_eval_view"):
+    augment.check_single_view("ava_views", "linear_eval")
+  with pytest.raises(ValueError, match="multi_crop makes several"):
+    augment.check_single_view("to_gray, multi_crop", "linear_eval")
+  augment.check_single_view("resize,crop_patches,standardization", "linear_eval")  # patches: fine

@@ -89,6 +89,12 @@ def validate(config):
           preprocess.validate_chain(chain)
         except ValueError as e:
           raise UsageError(str(e))
+  if c.task == "linear_eval":
+    from tfssl.data import augment  # registers the contrastive ops; builds nothing
+    try:
+      augment.check_single_view(c.preprocessing, c.task)
+    except ValueError as e:
+      raise UsageError(str(e))
 
 
 def main(argv):

@@ -12,7 +12,13 @@ view of each image draws its own random parameters.
                   eval:  image [S0, S0, 3], S0 = the first --size_crops
   ava_views       train: image [3, S, S, 3] = (x, y, aux), normalised with the CIFAR mean/std
                   eval:  image [S, S, 3], resized if needed and normalised the same way
-  center_crop_resize  train and eval: the deterministic eval view, [S, S, 3] in [0, 1]
+  center_crop_resize  train and eval: the deterministic eval view, [S, S, 3] in [0, 1] (the eval
+                  image of simclr_augment, byol_augment and, at S = S0, multi_crop)
+  ava_eval_view   train and eval: the eval image of ava_views
+
+The first four make several views of an image in training (MULTI_VIEW_OPS): a chain holding one
+cannot feed linear evaluation, which trains on one view; the last two are those chains' single-view
+counterparts for linear evaluation and kNN (the contrastive configs' --knn_preprocessing).
 
 S is --image_size (default 224 for simclr/byol, 32 for ava). The RandAugment of the AVA auxiliary
 view is written here over tf.image and raw TF ops; see `RANDAUGMENT_OPS`.
@@ -30,6 +36,22 @@ CIFAR_STD = (0.2023, 0.1994, 0.2010)
 
 # SimCLR's eval crop keeps this fraction of the shorter side (data_util.CROP_PROPORTION).
 CROP_PROPORTION = 0.875
+
+
+MULTI_VIEW_OPS = ("simclr_augment", "byol_augment", "multi_crop", "ava_views")
+SINGLE_VIEW_COUNTERPART = {"simclr_augment": "center_crop_resize", "byol_augment": "center_crop_resize",
+                           "multi_crop": "center_crop_resize (with --image_size = the first --size_crops)",
+                           "ava_views": "ava_eval_view"}
+
+
+def check_single_view(chain, task):
+  """ValueError naming the op and its single-view counterpart when `chain` makes several views."""
+  for name in [op.strip() for op in (chain or "").split(",")]:
+    if name in MULTI_VIEW_OPS:
+      raise ValueError(
+          "--preprocessing=%s: %s makes several augmented views of each image in training, and "
+          "--task=%s trains on one view per image; use --preprocessing=%s" % (
+              chain, name, task, SINGLE_VIEW_COUNTERPART[name]))
 
 
 def _size(config, default):
@@ -520,14 +542,26 @@ def ava_aux_view(image, size, n, m):
   return randaugment(x, n, m) / 255.0
 
 
+def ava_eval_image(image, size):
+  # The seed evaluates CIFAR at its own 32 px; other sizes are resized (identity at 32).
+  x = tf.image.resize(to_float01(image), [size, size], method="bilinear", antialias=True)
+  return normalize_cifar(tf.clip_by_value(tf.ensure_shape(x, [size, size, 3]), 0.0, 1.0))
+
+
+@register("ava_eval_view")
+def ava_eval_view(data, config, is_training):
+  del is_training  # deterministic in both modes, like center_crop_resize
+  out = dict(data)
+  out["image"] = ava_eval_image(data["image"], _size(config, 32))
+  return out
+
+
 @register("ava_views")
 def ava_views(data, config, is_training):
   size = _size(config, 32)
   out = dict(data)
   if not is_training:
-    # The seed evaluates CIFAR at its own 32 px; other sizes are resized (identity at 32).
-    x = tf.image.resize(to_float01(data["image"]), [size, size], method="bilinear", antialias=True)
-    out["image"] = normalize_cifar(tf.clip_by_value(tf.ensure_shape(x, [size, size, 3]), 0.0, 1.0))
+    out["image"] = ava_eval_image(data["image"], size)
     return out
   views = [ava_standard_view(data["image"], size), ava_standard_view(data["image"], size),
            ava_aux_view(data["image"], size, config.randaugment_n, config.randaugment_m)]

@@ -12,6 +12,7 @@
 import keras
 import tensorflow as tf
 
+from tfssl.data import augment
 from tfssl.evaluation import linear_probe
 from tfssl.models.export import load_export
 from tfssl.tasks.base import Task
@@ -35,6 +36,8 @@ class LinearEval(Task):
 
   def __init__(self, config, ctx, **kwargs):
     super().__init__(config, ctx, **kwargs)
+    # A multi-view chain's 5-D batches would pass for patches and train on augmented views.
+    augment.check_single_view(config.preprocessing, "linear_eval")
     self._frozen = _Frozen(load_export(config.hub_module))
     self.tap_names = tuple(_tap_names(self._frozen.value))
     self._tap_shapes = _Frozen({})
