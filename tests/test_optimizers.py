@@ -88,16 +88,18 @@ def test_unknown_schedule_is_one_clear_line():
 
 # ---- LARS ------------------------------------------------------------------------------------
 
-def _lars_reference(weights, grads_per_step, lr, momentum, wd, eeta, adapted, nesterov=False):
+def _lars_reference(weights, grads_per_step, lr, momentum, wd, eeta, adapted, nesterov=False,
+                    decayed=None):
   """SimCLR's lars_optimizer.py (classic momentum), one variable at a time, in float64."""
   out = []
-  for w, grads, adapt in zip(weights, zip(*grads_per_step), adapted):
+  decayed = adapted if decayed is None else decayed
+  for w, grads, adapt, decay in zip(weights, zip(*grads_per_step), adapted, decayed):
     w, v = w.astype(np.float64), np.zeros(w.shape)
     for g in grads:
       g = g.astype(np.float64)
       trust = 1.0
       if adapt:
-        g = g + wd * w
+        g = g + (wd * w if decay else 0.0)
         w_norm, g_norm = np.linalg.norm(w), np.linalg.norm(g)
         trust = eeta * w_norm / g_norm if w_norm > 0 and g_norm > 0 else 1.0
       v = momentum * v + lr * trust * g
@@ -130,6 +132,23 @@ def test_lars_two_steps_match_the_hand_computation(nesterov):
     want = _lars_reference(weights, grads[:step + 1], 0.5, 0.9, 0.1, 0.001, adapted, nesterov)
     for v, w in zip(model.trainable_variables, want):
       np.testing.assert_allclose(v.numpy(), w, rtol=1e-5, atol=1e-7, err_msg=v.path)
+
+
+def test_lars_exempt_variables_keep_the_trust_ratio_but_get_no_decay():
+  # A net's own exemption (RevNet's stem), as SimCLR's separate decay / adaptation lists.
+  model, weights, grads = _dense_bn_model(1)
+  opt = optimizers.LARS(learning_rate=0.5, momentum=0.9, weight_decay=0.1)
+  opt.exempt_from_weight_decay([model.trainable_variables[0]])
+  for step, step_grads in enumerate(grads):
+    opt.apply_gradients(zip([tf.constant(g) for g in step_grads], model.trainable_variables))
+  want = _lars_reference(weights, grads, 0.5, 0.9, 0.1, 0.001, [True, False, False, False],
+                         decayed=[False] * 4)
+  decayed = _lars_reference(weights, grads, 0.5, 0.9, 0.1, 0.001, [True, False, False, False])
+  assert not np.allclose(want[0], decayed[0], rtol=1e-4)  # the decay would have shown
+  for v, w in zip(model.trainable_variables, want):
+    np.testing.assert_allclose(v.numpy(), w, rtol=1e-5, atol=1e-7, err_msg=v.path)
+  with pytest.raises(RuntimeError, match="before the optimizer is built"):
+    opt.exempt_from_weight_decay([model.trainable_variables[0]])
 
 
 def test_lars_trust_ratio_is_one_for_zero_weights():
@@ -259,3 +278,22 @@ def test_lars_under_mirrored_strategy_equals_one_device_with_summed_gradients(tm
 
 if __name__ == "__main__":
   _mirrored_child(sys.argv[1])
+
+
+def test_lars_is_told_the_nets_weight_decay_exemptions():
+  """A task's RevNet stem reaches LARS through build_optimizer (as the trainer calls it)."""
+  from tfssl.tasks.base import TaskContext
+  from tfssl.tasks.supervised import Supervised
+  config = Config.make(task="supervised", architecture="revnet50", filters_factor=1, batch_size=2,
+                       optimizer="lars", weight_decay=1e-4, lr=0.1, epochs=1)
+  task = Supervised(config, TaskContext(num_classes=10))
+  task({"image": tf.zeros([2, 32, 32, 3]), "label": tf.constant([0, 1])}, training=False)
+  exempt = task.no_weight_decay_variables()
+  assert [v.path for v in exempt] == ["supervised/revnet50/root_conv/conv/kernel"]
+  opt = optimizers.build_optimizer(config, optimizers.build_lr_schedule(config, 1, 1), exempt)
+  opt.build(task.trainable_variables)
+  decayed = {v.path: d for v, d in zip(task.trainable_variables, opt._decayed)}  # pylint: disable=protected-access
+  adapted = {v.path: a for v, a in zip(task.trainable_variables, opt._adapted)}  # pylint: disable=protected-access
+  stem = "supervised/revnet50/root_conv/conv/kernel"
+  assert adapted[stem] and not decayed[stem]
+  assert sum(decayed.values()) == sum(adapted.values()) - 1  # every other adapted kernel decays

@@ -117,9 +117,11 @@ class LARS(keras.optimizers.Optimizer):
   For each variable: g += weight_decay * w; trust = eeta * ||w|| / ||g|| when both norms are > 0,
   else 1; v = momentum * v + lr * trust * g; w -= v (Nesterov: w -= momentum * v + lr * trust * g).
   Variables that `tfssl.tasks.base.is_decayed` rejects (BatchNorm parameters, biases) get neither
-  the weight decay nor the trust ratio, as SimCLR's exclusions. The weight decay lives here, not in
-  the loss, so tasks add no L2 term with LARS (Task.weight_decay_loss returns 0). Keras' own
-  decoupled `weight_decay` is not used.
+  the weight decay nor the trust ratio, as SimCLR's exclusions. Variables passed to
+  `exempt_from_weight_decay` before the build (a net's own exemptions, such as RevNet's stem) keep
+  the trust ratio but get no decay, as SimCLR's separate decay / adaptation lists allow. The weight
+  decay lives here, not in the loss, so tasks add no L2 term with LARS (Task.weight_decay_loss
+  returns 0). Keras' own decoupled `weight_decay` is not used.
   """
 
   def __init__(self, learning_rate=0.001, momentum=0.9, weight_decay=0.0, eeta=0.001,
@@ -129,6 +131,13 @@ class LARS(keras.optimizers.Optimizer):
     self.lars_weight_decay = float(weight_decay or 0.0)
     self.eeta = float(eeta)
     self.nesterov = bool(nesterov)
+    self._exempt = set()
+
+  def exempt_from_weight_decay(self, variables):
+    """No weight decay (trust ratio kept) for these variables; call before build()."""
+    if self.built:
+      raise RuntimeError("LARS.exempt_from_weight_decay must be called before the optimizer is built")
+    self._exempt.update(id(v) for v in variables)
 
   def build(self, variables):
     if self.built:
@@ -137,6 +146,7 @@ class LARS(keras.optimizers.Optimizer):
     self.velocities = self.add_optimizer_variables(variables, "momentum")
     # Decided once from the Keras variable paths; update_step may see the raw tf.Variable.
     self._adapted = [is_decayed(v) for v in variables]
+    self._decayed = [a and id(v) not in self._exempt for a, v in zip(self._adapted, variables)]
 
   def update_step(self, gradient, variable, learning_rate):
     index = self._get_variable_index(variable)
@@ -145,7 +155,7 @@ class LARS(keras.optimizers.Optimizer):
     grad = ops.cast(gradient, dtype)
     scaled_lr = lr
     if self._adapted[index]:
-      if self.lars_weight_decay:
+      if self.lars_weight_decay and self._decayed[index]:
         grad = ops.add(grad, ops.multiply(ops.cast(self.lars_weight_decay, dtype), variable))
       w_norm = ops.sqrt(ops.sum(ops.square(variable)))
       g_norm = ops.sqrt(ops.sum(ops.square(grad)))
@@ -169,7 +179,7 @@ class LARS(keras.optimizers.Optimizer):
     return config
 
 
-def build_optimizer(config, schedule):
+def build_optimizer(config, schedule, no_weight_decay=()):
   """The optimizer named by --optimizer, on `schedule`; wrapped for loss scaling under float16.
 
   sgd: the original's MomentumOptimizer (momentum --momentum, not Nesterov); adam: the original's
@@ -189,6 +199,8 @@ def build_optimizer(config, schedule):
   else:
     raise ValueError("unknown --optimizer %r: use one of %s" % (config.optimizer,
                                                                 ", ".join(OPTIMIZERS)))
+  if no_weight_decay and isinstance(optimizer, LARS):
+    optimizer.exempt_from_weight_decay(no_weight_decay)
   if config.precision == "mixed_float16":
     optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
   return optimizer

@@ -104,16 +104,21 @@ class Task(keras.Model):
     if wd == 0.0 or self.config.optimizer == "lars":
       return tf.constant(0.0, tf.float32)
     variables = self.trainable_variables if variables is None else variables
-    # Nets may exempt more (RevNet's stem "random projection" had no regularizer in the original).
-    exempt = set()
-    for layer in self._flatten_layers(include_self=False):
-      if hasattr(layer, "no_weight_decay_variables"):
-        exempt.update(id(v) for v in layer.no_weight_decay_variables())
+    exempt = {id(v) for v in self.no_weight_decay_variables()}
     terms = [tf.nn.l2_loss(tf.cast(v, tf.float32)) for v in variables
              if is_decayed(v) and id(v) not in exempt]
     if not terms:
       return tf.constant(0.0, tf.float32)
     return wd * tf.add_n(terms)
+
+  def no_weight_decay_variables(self):
+    """Variables the nets exempt from weight decay beyond is_decayed's rule (RevNet's stem
+    "random projection" had no regularizer in the original); LARS is told them too."""
+    out = []
+    for layer in self._flatten_layers(include_self=False):
+      if hasattr(layer, "no_weight_decay_variables"):
+        out.extend(layer.no_weight_decay_variables())
+    return out
 
   def minimize(self, tape, loss, variables=None):
     """Applies the gradient of the per-replica mean `loss` (computed under `tape`).
