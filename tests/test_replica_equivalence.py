@@ -3,6 +3,8 @@
 global batch, give the same per-step losses and the same weights (layer by layer) to within 1e-4
 relative.
 
+Linear evaluation (frozen export, linear heads) is checked the same way.
+
 This holds only if the loss is scaled by the global batch (Task.minimize), contrastive negatives are
 gathered from every replica (losses.nt_xent), Sinkhorn's sums are all-reduced (losses.sinkhorn) and
 BatchNorm is synchronised (--global_bn). Each side runs in its own interpreter
@@ -55,6 +57,9 @@ TASKS = {
                  nmb_prototypes=16, proj_out_dim=16,
                  temperature=0.1, epsilon=0.05, freeze_prototypes_niters=0, queue_length=0,
                  lineareval_while_pretraining=False),
+    # Linear heads on a frozen export (module fixture `export_dir`): the export is loaded inside
+    # the strategy's scope and its features are computed per replica.
+    "linear_eval": dict(task="linear_eval", preprocessing="resize,-1_to_1", lr=0.1, optimizer="sgd"),
 }
 
 
@@ -74,7 +79,7 @@ def fixed_batch(task, x, y):
   """The task's training input, made from `x` without any randomness."""
   flipped = x[:, :, ::-1]
   second = 0.2 + 0.6 * flipped  # a flip and a contrast change: a different but related view
-  if task == "supervised":
+  if task in ("supervised", "linear_eval"):
     return {"image": 2.0 * x - 1.0, "label": y}
   if task in ("simclr", "byol"):
     return {"image": np.stack([x, second], axis=1), "label": y}
@@ -97,7 +102,28 @@ def run_worker(tmp_path, name, spec):
 
 
 @pytest.fixture(scope="module")
-def one_replica(tmp_path_factory, images, fashion_mnist_dir):
+def export_dir(tmp_path_factory, fashion_mnist_dir):
+  """A ResNet-18 exported at random initialisation with its BN statistics moved off 0/1 (so
+  the frozen features depend on them), for linear_eval."""
+  import tensorflow as tf
+  from tfssl.config import Config
+  from tfssl.trainer import Trainer
+  tmp_path = tmp_path_factory.mktemp("export")
+  config = Config.make(**dict(COMMON, dataset_dir=fashion_mnist_dir, workdir=str(tmp_path),
+                              **TASKS["supervised"]))
+  trainer = Trainer(config)
+  task = trainer.build()
+  rng = np.random.default_rng(0)
+  for v in task.weights:
+    if "moving" in v.path:
+      v.assign(tf.constant(rng.uniform(0.5, 1.5, size=v.shape).astype(np.float32)))
+  path = trainer.export(0)
+  trainer.close()
+  return path
+
+
+@pytest.fixture(scope="module")
+def one_replica(tmp_path_factory, images, fashion_mnist_dir, export_dir):
   """task -> (its one-replica run, the run's spec): each task's reference is trained once."""
   runs = {}
 
@@ -108,6 +134,8 @@ def one_replica(tmp_path_factory, images, fashion_mnist_dir):
       np.savez(batch_path, **fixed_batch(task, *images))
       config = dict(COMMON, dataset_dir=fashion_mnist_dir, workdir=str(tmp_path / "workdir"),
                     **TASKS[task])
+      if task == "linear_eval":
+        config["hub_module"] = export_dir
       spec = dict(config=config, batch=batch_path, steps=STEPS, init=str(tmp_path / "init.npz"))
       out = run_worker(tmp_path, "one", dict(spec, replicas=1, init=None, init_out=spec["init"],
                                              out=str(tmp_path / "one.npz")))

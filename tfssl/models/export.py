@@ -100,6 +100,19 @@ def save_export(module, export_dir):
   return export_dir
 
 
+def run_in_replica(fn, *args):
+  """fn(*args), or from a strategy's cross-replica context, replica 0's result of strategy.run.
+
+  Loaded under a strategy, an export's variables are distributed and its functions run only in a
+  replica context (TF fails "accessing a placeholder ... cross-replica context" otherwise); the
+  trainer's first call and the kNN monitor come from the cross-replica context.
+  """
+  if tf.distribute.has_strategy() and tf.distribute.in_cross_replica_context():
+    strategy = tf.distribute.get_strategy()
+    return strategy.experimental_local_results(strategy.run(fn, args=args))[0]
+  return fn(*args)
+
+
 class LoadedExport:
   """A loaded export with the calls that linear_eval, finetune and kNN need."""
 
@@ -118,10 +131,10 @@ class LoadedExport:
       logging.set_verbosity(verbosity)
 
   def __call__(self, images, training=False):
-    return self.module(images, training=training)
+    return run_in_replica(lambda x: self.module(x, training=training), images)
 
   def representation(self, images, training=False):
-    return self.module.representation(images, training=training)
+    return run_in_replica(lambda x: self.module.representation(x, training=training), images)
 
   @property
   def input_shape(self):

@@ -32,7 +32,7 @@ import keras
 import tensorflow as tf
 
 from tfssl.data import subsets
-from tfssl.models.export import ExportModule, load_export
+from tfssl.models.export import ExportModule, load_export, run_in_replica
 from tfssl.models.heads import LinearHead
 from tfssl.tasks.base import Task
 
@@ -219,14 +219,7 @@ class Finetune(Task):
 
   def _export_end_points(self, images, training):
     represent = self.pretrained.representation
-    if tf.distribute.has_strategy() and tf.distribute.in_cross_replica_context():
-      # Loaded with distributed variables, the export runs only in a replica context (TF fails
-      # "accessing a placeholder ... cross-replica context" otherwise): the trainer's first call
-      # and the kNN monitor come from the cross-replica context, so they get replica 0's result.
-      strategy = tf.distribute.get_strategy()
-      per_replica = strategy.run(lambda x: represent(x, training=training), args=(images,))
-      return strategy.experimental_local_results(per_replica)[0]
-    return represent(images, training=training)
+    return run_in_replica(lambda x: represent(x, training=training), images)
 
   def call(self, features, training=False):
     pre_logits, _ = self.features(features["image"], training)
