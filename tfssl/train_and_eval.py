@@ -89,7 +89,7 @@ def validate(config):
           preprocess.validate_chain(chain)
         except ValueError as e:
           raise UsageError(str(e))
-  if c.task == "linear_eval":
+  if c.task in ("linear_eval", "finetune"):
     from tfssl.data import augment  # registers the contrastive ops; builds nothing
     try:
       augment.check_single_view(c.preprocessing, c.task)

@@ -17,7 +17,7 @@ view of each image draws its own random parameters.
   ava_eval_view   train and eval: the eval image of ava_views
 
 The first four make several views of an image in training (MULTI_VIEW_OPS): a chain holding one
-cannot feed linear evaluation, which trains on one view; the last two are those chains' single-view
+cannot feed linear evaluation or fine-tuning, which train on one view; the last two are those chains' single-view
 counterparts for linear evaluation and kNN (the contrastive configs' --knn_preprocessing).
 
 S is --image_size (default 224 for simclr/byol, 32 for ava). The RandAugment of the AVA auxiliary

@@ -31,7 +31,7 @@ from collections import deque
 import keras
 import tensorflow as tf
 
-from tfssl.data import subsets
+from tfssl.data import augment, subsets
 from tfssl.models.export import ExportModule, load_export, run_in_replica
 from tfssl.models.heads import LinearHead
 from tfssl.tasks.base import Task
@@ -144,6 +144,7 @@ class Finetune(Task):
 
   def __init__(self, config, ctx, **kwargs):
     super().__init__(config, ctx, **kwargs)
+    augment.check_single_view(config.preprocessing, "finetune")
     if not config.hub_module:
       raise ValueError("--task=finetune needs --hub_module=<export directory> (an export/<step> "
                        "folder written by --run_eval)")
