@@ -297,3 +297,137 @@ def test_lars_is_told_the_nets_weight_decay_exemptions():
   stem = "supervised/revnet50/root_conv/conv/kernel"
   assert adapted[stem] and not decayed[stem]
   assert sum(decayed.values()) == sum(adapted.values()) - 1  # every other adapted kernel decays
+
+
+# ---- SimCLR's head_supervised under LARS ----------------------------------------------------
+
+def _simclr_task(**overrides):
+  from tfssl.tasks.base import TaskContext
+  from tfssl.tasks.simclr import SimCLR
+  flags = dict(task="simclr", architecture="cifar_resnet18", filters_factor=1, batch_size=4,
+               optimizer="lars", weight_decay=1e-3, lr=0.5, epochs=1, proj_out_dim=8,
+               image_size=16, lineareval_while_pretraining=True)
+  flags.update(overrides)
+  config = Config.make(**flags)
+  task = SimCLR(config, TaskContext(num_classes=10))
+  task({"image": tf.zeros([2, 2, 16, 16, 3]), "label": tf.constant([0, 1])}, training=False)
+  return config, task
+
+
+def test_lars_leaves_simclrs_head_supervised_alone_and_its_l2_is_in_the_loss():
+  config, task = _simclr_task()
+  probe = task.not_adapted_variables()
+  assert sorted(v.path for v in probe) == ["simclr/head_supervised/dense/bias",
+                                           "simclr/head_supervised/dense/kernel"]
+  opt = optimizers.build_optimizer(config, optimizers.WarmupSchedule(0.5),
+                                   not_adapted=task.not_adapted_variables())
+  opt.build(task.trainable_variables)
+  # One step with a gradient of ones: the head moves by exactly lr * g (no trust ratio, no decay
+  # inside); a backbone kernel moves by lr * trust * (g + wd * w).
+  kernel = [v for v in probe if v.path.endswith("kernel")][0]
+  conv = [v for v in task.trainable_variables if v.path.endswith("root_conv/conv/kernel")][0]
+  before_head, before_conv = kernel.numpy().copy(), conv.numpy().copy()
+  grads = [tf.ones_like(v) for v in task.trainable_variables]
+  opt.apply_gradients(zip(grads, task.trainable_variables))
+  np.testing.assert_allclose(kernel.numpy(), before_head - 0.5, rtol=1e-6)
+  g = 1.0 + 1e-3 * before_conv
+  trust = 0.001 * np.linalg.norm(before_conv) / np.linalg.norm(g)
+  np.testing.assert_allclose(conv.numpy(), before_conv - 0.5 * trust * g, rtol=1e-5, atol=1e-8)
+  # SimCLR's add_weight_decay under LARS: wd * l2_loss of head_supervised's kernel, nothing else.
+  want = 1e-3 * 0.5 * np.sum(np.square(kernel.numpy()))
+  np.testing.assert_allclose(float(task.weight_decay_loss()), want, rtol=1e-5)
+
+
+def test_the_trainer_tells_lars_about_head_supervised(tmp_path, fashion_mnist_dir):
+  from tfssl.trainer import Trainer
+  config = Config.make(task="simclr", architecture="cifar_resnet18", filters_factor=1,
+                       dataset="fashion_mnist", dataset_dir=fashion_mnist_dir, batch_size=4,
+                       image_size=16, preprocessing="simclr_augment", optimizer="lars", lr=0.1,
+                       weight_decay=1e-4, train_steps=1, workdir=str(tmp_path), proj_out_dim=8)
+  trainer = Trainer(config)
+  task = trainer.build()
+  adapted = {v.path: a for v, a in zip(task.trainable_variables, trainer.optimizer._adapted)}  # pylint: disable=protected-access
+  assert not adapted["simclr/head_supervised/dense/kernel"]
+  assert adapted["simclr/cifar_resnet18/root_conv/conv/kernel"]
+
+
+# ---- SwAV's LARC ------------------------------------------------------------------------------
+
+def _larc_reference(weights, grads_per_step, lrs, momentum, wd, eeta):
+  """apex LARC(clip=False) + torch SGD(momentum, weight_decay=wd), in NumPy, step by step."""
+  w = [np.array(x, np.float64) for x in weights]
+  buf = [np.zeros_like(x) for x in w]
+  for grads, lr in zip(grads_per_step, lrs):
+    for i, g in enumerate(grads):
+      g = np.array(g, np.float64)
+      p_norm, g_norm = np.linalg.norm(w[i]), np.linalg.norm(g)
+      if p_norm != 0 and g_norm != 0:
+        adaptive = eeta * p_norm / (g_norm + p_norm * wd + 1e-8)
+        g = (g + wd * w[i]) * adaptive
+      buf[i] = momentum * buf[i] + g
+      w[i] = w[i] - lr * buf[i]
+  return w
+
+
+def test_larc_matches_apex_larc_around_torch_sgd_while_the_lr_changes():
+  rng = np.random.default_rng(0)
+  weights = [rng.normal(size=(3, 4)), rng.normal(size=(4,)), np.zeros((2,))]  # a zero weight too
+  grads = [[rng.normal(size=w.shape) for w in weights] for _ in range(4)]
+  schedule = optimizers.WarmupSchedule(4.8, warmup_steps=3, start_lr=0.3)  # 0.3, 1.8, 3.3, 4.8
+  lrs = [0.3, 1.8, 3.3, 4.8]
+  np.testing.assert_allclose(_values(schedule, range(4)), lrs, rtol=1e-6)
+  opt = optimizers.build_optimizer(_config(optimizer="larc", weight_decay=1e-2, momentum=0.9),
+                                   schedule)
+  assert isinstance(opt, optimizers.LARC)
+  variables = [keras.Variable(w.astype(np.float32)) for w in weights]
+  for step_grads in grads:
+    opt.apply_gradients([(tf.constant(g, tf.float32), v) for g, v in zip(step_grads, variables)])
+  want = _larc_reference(weights, grads, lrs, 0.9, 1e-2, 0.001)
+  for v, expected in zip(variables, want):
+    np.testing.assert_allclose(v.numpy(), expected, rtol=2e-5, atol=1e-7)
+  # LARS keeps the lr inside its momentum and skips the bias: another update.
+  lars = optimizers.LARS(learning_rate=schedule, momentum=0.9, weight_decay=1e-2)
+  other = [keras.Variable(w.astype(np.float32)) for w in weights]
+  for step_grads in grads:
+    lars.apply_gradients([(tf.constant(g, tf.float32), v) for g, v in zip(step_grads, other)])
+  assert max(np.abs(a.numpy() - b).max() for a, b in zip(other, want)) > 1e-3
+
+
+def test_larc_adapts_batch_norm_and_biases_too():
+  # SwAV: every parameter with a gradient, where LARS (SimCLR) skips BN and biases.
+  bias = keras.Variable(np.full([4], 2.0, np.float32), name="bias")
+  opt = optimizers.LARC(learning_rate=1.0, momentum=0.0, weight_decay=0.0)
+  opt.apply_gradients([(tf.fill([4], 10.0), bias)])
+  trust = 0.001 * 4.0 / (20.0 + 1e-8)  # |w| = 4, |g| = 20
+  np.testing.assert_allclose(bias.numpy(), 2.0 - 10.0 * trust, rtol=1e-6)
+
+
+# ---- learning-rate scaling and SwAV's schedule ------------------------------------------------
+
+def test_sqrt_learning_rate_scaling_is_simclrs():
+  # SimCLR's README: 0.075 with sqrt scaling at batch 4096 = 0.3 per 256 with linear scaling.
+  sqrt = optimizers.scaled_lr(_config(lr=0.075, batch_size=4096, learning_rate_scaling="sqrt"))
+  linear = optimizers.scaled_lr(_config(lr=0.3, batch_size=4096, lr_scale_batch_size=256))
+  assert sqrt == pytest.approx(4.8) and linear == pytest.approx(4.8)
+  assert optimizers.scaled_lr(_config(lr=0.075, batch_size=256, learning_rate_scaling="sqrt")) \
+      == pytest.approx(1.2)
+  with pytest.raises(ValueError, match="learning_rate_scaling=cubic"):
+    optimizers.scaled_lr(_config(learning_rate_scaling="cubic"))
+
+
+def test_swav_schedule_starts_at_start_warmup_and_ends_at_final_lr():
+  # main_swav.py: warm-up from start_warmup to base_lr, then final_lr + (base - final) * cosine.
+  config = _config(lr=4.8, batch_size=4096, lr_scale_batch_size=4096, warmup_epochs=10,
+                   lr_schedule="cosine", start_warmup=0.3, final_lr=0.0048)
+  steps_per_epoch, total = 10, 800
+  schedule = optimizers.build_lr_schedule(config, steps_per_epoch, total)
+  warmup = 10 * steps_per_epoch
+  assert float(schedule(0)) == pytest.approx(0.3)
+  assert float(schedule(warmup)) == pytest.approx(4.8)
+  last = total - 1
+  swav_last = 0.0048 + 0.5 * (4.8 - 0.0048) * (1 + math.cos(math.pi * (last - warmup)
+                                                            / (total - warmup)))
+  assert float(schedule(last)) == pytest.approx(swav_last, rel=1e-5)
+  assert float(schedule(total)) == pytest.approx(0.0048, rel=1e-5)
+  with pytest.raises(ValueError, match="final_lr"):
+    optimizers.build_lr_schedule(_config(final_lr=0.1), 10, 100)

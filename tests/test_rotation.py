@@ -132,39 +132,3 @@ def test_training_on_fashion_mnist_lowers_the_loss(fashion_mnist_dir):
   batch, losses = losses_on_one_real_batch(Rotation, config, 12)
   assert batch["image"].shape == (16, 4, 16, 16, 3)
   assert np.mean(losses[-3:]) < 0.7 * losses[0], losses
-
-
-# The original config/rotation/imagenet.sh (reference A3), flag for flag.
-ORIGINAL_IMAGENET = dict(
-    task="rotation", dataset="imagenet", train_split="train", val_split="val", batch_size=64,
-    eval_batch_size=16, architecture="revnet50", filters_factor=16, last_relu=True,
-    preprocessing="inception_preprocess,rotate", resize_size="224,224", lr=0.1,
-    lr_scale_batch_size=256, decay_epochs="15,25", epochs=35, warmup_epochs=5,
-    serving_input_shape="None,224,224,3")
-
-
-def _read_flagfile(path):
-  """{name: value string} of an absl flagfile (one --name=value a line, # comments)."""
-  flags = {}
-  for line in path.read_text().splitlines():
-    line = line.strip()
-    if line and not line.startswith("#"):
-      name, value = line[2:].split("=", 1)
-      flags[name] = value
-  return flags
-
-
-def test_imagenet_flagfile_is_the_original_config(repo_root):
-  given = _read_flagfile(repo_root / "flags" / "rotation" / "imagenet.cfg")
-  assert set(given) == set(ORIGINAL_IMAGENET)
-  config = Config.make(**given)
-  assert {name: getattr(config, name) for name in ORIGINAL_IMAGENET} == ORIGINAL_IMAGENET
-
-
-def test_fashion_mnist_flagfile_builds_a_valid_config(repo_root, fashion_mnist_dir):
-  from tfssl.tools.experiment import config_from_flagfile
-  from tfssl.train_and_eval import validate
-  config = config_from_flagfile(str(repo_root / "flags" / "rotation" / "fashion_mnist.cfg"),
-                                workdir="/unused", dataset_dir=fashion_mnist_dir)
-  validate(config)
-  assert config.task == "rotation" and config.dataset == "fashion_mnist"

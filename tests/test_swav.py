@@ -35,6 +35,27 @@ def make_task(**overrides):
   return task
 
 
+@pytest.mark.parametrize("optimizer, slots", [("lars", 1), ("larc", 1), ("adam", 2)])
+def test_frozen_prototypes_leave_the_optimizer_state_untouched(optimizer, slots):
+  # SwAV sets their gradient to None, so the optimizer skips them: at step
+  # freeze_prototypes_niters their momentum (Adam: both moments) is still zero, although LARS and
+  # LARC put weight decay into the momentum of every variable they update.
+  task = make_task(optimizer=optimizer)
+  kernel = task.prototypes.kernel
+  state = optimizers.slot_variables(task.optimizer, kernel)
+  assert len(state) == slots, [v.name for v in state]
+  for _ in range(2):
+    task.train_step(FEATURES)
+  assert int(task.global_step) == task.config.freeze_prototypes_niters
+  for v in state:
+    np.testing.assert_array_equal(v.numpy(), 0.0, err_msg=v.name)
+  # The backbone's state did move, and the prototypes' does once they are free.
+  backbone = optimizers.slot_variables(task.optimizer, task.backbone.trainable_variables[0])
+  assert backbone and np.abs(backbone[0].numpy()).max() > 0
+  task.train_step(FEATURES)
+  assert np.abs(state[0].numpy()).max() > 0
+
+
 def test_crops_go_crop_major():
   crops = np.arange(2 * 3 * 1 * 1 * 1).reshape(2, 3, 1, 1, 1)  # [B=2, n=3, ...]
   flat = crops_to_batch(tf.constant(crops)).numpy().reshape(-1)

@@ -98,8 +98,8 @@ _ORIGINAL = (
     FlagSpec("lr_scale_batch_size", "float", None, "The batch-size for which the base learning-rate `lr` is "
              "defined. For batch-sizes different from that, it is scaled linearly accordingly. For example "
              "lr=0.1, batch_size=128, lr_scale_batch_size=32, then actual lr=0.025."),
-    FlagSpec("optimizer", "string", None, "Which optimizer to use: `sgd` (default, momentum 0.9), `adam` or "
-             "`lars`.", "sgd"),
+    FlagSpec("optimizer", "string", None, "Which optimizer to use: `sgd` (default, momentum 0.9), `adam`, "
+             "`lars` (SimCLR's) or `larc` (apex LARC around momentum SGD, SwAV's).", "sgd"),
     FlagSpec("warmup_epochs", "float", None, "Duration of the linear learning-rate warm-up (from 0 to "
              "actual). Defaults to 0.", 0),
     FlagSpec("weight_decay", "float", None, "Strength of weight-decay. Defaults to 1e-4 (0 for linear_eval), "
@@ -132,7 +132,18 @@ _PORT = (
     FlagSpec("jit_compile", "bool", False, "Compile the training step with XLA."),
     FlagSpec("steps_per_execution", "integer", 1, "Training steps run inside one tf.function call."),
     FlagSpec("global_bn", "bool", True, "Synchronize BatchNorm statistics across replicas (a no-op on "
-             "one replica)."),
+             "one replica). The Revisiting originals normalised per TPU core: their flagfiles say "
+             "--noglobal_bn."),
+    # The backbone's BatchNorm and conv init, where the originals differ (models/layers.NetStyle).
+    FlagSpec("bn_momentum", "float", 0.99, "BatchNorm moving-average momentum of the backbone (TF1's "
+             "0.99, the Revisiting original; SimCLR's --batch_norm_decay 0.9; torch's 0.1 = 0.9)."),
+    FlagSpec("bn_epsilon", "float", 1e-3, "BatchNorm epsilon of the backbone (TF1's 1e-3; SimCLR and "
+             "torch 1e-5)."),
+    FlagSpec("bn_zero_init_residual", "bool", False, "Start the last BatchNorm of every residual "
+             "branch at gamma 0 (SimCLR's init_zero); needs a post-activation ResNet."),
+    FlagSpec("conv_kernel_init", "string", "glorot_uniform", "Conv kernel initialiser of the "
+             "backbone: glorot_uniform (TF1 default, Revisiting), variance_scaling (SimCLR) or "
+             "kaiming_fan_out (torchvision, SwAV)."),
     FlagSpec("skip_corrupt_records", "bool", False, "Skip and count records that fail to parse or decode, "
              "instead of stopping with the shard's name."),
     # Schedule, optimiser and checkpoints.
@@ -140,7 +151,14 @@ _PORT = (
              "--epochs (a resumed run stops at the same step)."),
     FlagSpec("lr_schedule", "string", "piecewise", "`piecewise` (the original: warm-up then decay at "
              "--decay_epochs) or `cosine` (warm-up then cosine to 0)."),
-    FlagSpec("momentum", "float", 0.9, "Momentum of sgd and lars."),
+    FlagSpec("momentum", "float", 0.9, "Momentum of sgd, lars and larc."),
+    FlagSpec("learning_rate_scaling", "string", "linear", "How --lr scales with the batch: `linear` "
+             "(lr * batch_size / lr_scale_batch_size, the original's) or `sqrt` (lr * sqrt(batch_size), "
+             "SimCLR's option)."),
+    FlagSpec("start_warmup", "float", 0.0, "Learning rate at the first warm-up step (SwAV's "
+             "--start_warmup; absolute, not scaled by the batch)."),
+    FlagSpec("final_lr", "float", 0.0, "Learning rate the cosine schedule ends at (SwAV's --final_lr; "
+             "absolute)."),
     FlagSpec("keep_checkpoint_max", "integer", 5, "How many of the newest checkpoints to keep."),
     FlagSpec("log_every_steps", "integer", 100, "Log progress (loss, lr, steps/s, images/s, ETA) and "
              "write summaries every this many steps."),

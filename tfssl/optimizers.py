@@ -1,5 +1,7 @@
 """Learning-rate schedules and optimizers: the original's warm-up + piecewise decay, SimCLR's
-warm-up + cosine, the original's momentum SGD, and SimCLR's LARS, all Keras 3 objects.
+warm-up + cosine (SwAV's with a warm-up start and a cosine floor), the original's momentum SGD,
+SimCLR's LARS and SwAV's LARC, all Keras 3 objects. LARS and LARC are written here because Keras 3
+has neither (its Lion/Lamb are other methods).
 
 The schedule is evaluated at the optimizer's `iterations`, the number of updates applied before
 this one, which is the TF1 global_step the originals read.
@@ -13,24 +15,36 @@ from keras import ops
 from tfssl.tasks.base import is_decayed
 
 LR_SCHEDULES = ("piecewise", "cosine")
-OPTIMIZERS = ("sgd", "adam", "lars")
+LR_SCALINGS = ("linear", "sqrt")
+OPTIMIZERS = ("sgd", "adam", "lars", "larc")
+# Optimizers that apply the weight decay themselves (tasks then add no L2 term to the loss).
+DECAY_INSIDE = ("lars", "larc")
 
 
 @keras.saving.register_keras_serializable(package="tfssl")
 class WarmupSchedule(keras.optimizers.schedules.LearningRateSchedule):
-  """Linear warm-up from 0 to `base_lr` over `warmup_steps`, then `piecewise` or `cosine` decay.
+  """Linear warm-up from `start_lr` to `base_lr` over `warmup_steps`, then `piecewise` or `cosine`.
 
+  warm-up: start_lr + (base_lr - start_lr) * step / warmup_steps (SimCLR's, from 0; SwAV's from
+    --start_warmup, whose np.linspace reaches base_lr one step earlier: at most
+    (base_lr - start_lr) / warmup_steps apart at any step).
   piecewise: base_lr * decay_factor^i after the i-th boundary (lr = values[i] while
     boundaries[i-1] < step <= boundaries[i], tf.train.piecewise_constant's convention; boundaries
     count from step 0, so the warm-up does not shift them).
-  cosine: base_lr * 0.5 * (1 + cos(pi * min(step - warmup, decay) / decay)) with decay =
-    total_steps - warmup_steps, down to 0 (SimCLR's WarmUpAndCosineDecay).
+  cosine: final_lr + (base_lr - final_lr) * 0.5 * (1 + cos(pi * min(step - warmup, decay) / decay))
+    with decay = total_steps - warmup_steps (SimCLR's WarmUpAndCosineDecay with final_lr 0, SwAV's
+    cosine to --final_lr).
   """
 
   def __init__(self, base_lr, warmup_steps=0.0, decay="piecewise", boundaries=(), decay_factor=0.1,
-               total_steps=1):
+               total_steps=1, start_lr=0.0, final_lr=0.0):
     if decay not in LR_SCHEDULES:
       raise ValueError("unknown lr schedule %r: use one of %s" % (decay, ", ".join(LR_SCHEDULES)))
+    if final_lr and decay != "cosine":
+      raise ValueError("--final_lr is where the cosine schedule ends: use it with "
+                       "--lr_schedule=cosine")
+    self.start_lr = float(start_lr or 0.0)
+    self.final_lr = float(final_lr or 0.0)
     self.base_lr = float(base_lr)
     self.warmup_steps = float(warmup_steps)
     self.decay = decay
@@ -42,7 +56,8 @@ class WarmupSchedule(keras.optimizers.schedules.LearningRateSchedule):
     if self.decay == "cosine":
       decay_steps = max(self.total_steps - self.warmup_steps, 1.0)
       progress = ops.minimum(ops.maximum(step - self.warmup_steps, 0.0), decay_steps) / decay_steps
-      return self.base_lr * 0.5 * (1.0 + ops.cos(math.pi * progress))
+      cosine = 0.5 * (1.0 + ops.cos(math.pi * progress))
+      return self.final_lr + (self.base_lr - self.final_lr) * cosine
     # Boundaries ascend, so the last one passed decides; values are Python doubles as TF1's.
     lr = ops.convert_to_tensor(self.base_lr, "float32")
     for i, boundary in enumerate(self.boundaries):
@@ -55,33 +70,46 @@ class WarmupSchedule(keras.optimizers.schedules.LearningRateSchedule):
     decayed = self._decayed(step)
     if self.warmup_steps <= 0:
       return decayed
-    warmup = step * (self.base_lr / self.warmup_steps)
+    warmup = self.start_lr + step * ((self.base_lr - self.start_lr) / self.warmup_steps)
     return ops.where(ops.less(step, self.warmup_steps), warmup, decayed)
 
   def get_config(self):
     return {"base_lr": self.base_lr, "warmup_steps": self.warmup_steps, "decay": self.decay,
             "boundaries": list(self.boundaries), "decay_factor": self.decay_factor,
-            "total_steps": self.total_steps}
+            "total_steps": self.total_steps, "start_lr": self.start_lr, "final_lr": self.final_lr}
 
 
 def build_lr_schedule(config, steps_per_epoch, total_steps):
-  """The run's schedule: base = lr * batch_size / lr_scale_batch_size, warm-up, then decay.
+  """The run's schedule: base = scaled_lr(config), warm-up, then decay.
 
   `piecewise` is the original's get_lr (warm-up over warmup_epochs * steps_per_epoch steps,
   boundaries at e * steps_per_epoch for e in decay_epochs, factor lr_decay_factor); `cosine` is
-  SimCLR's (warm-up steps rounded to an integer, then cosine to 0 at total_steps).
+  SimCLR's (warm-up steps rounded to an integer, then cosine to --final_lr at total_steps).
   """
-  if config.lr is None or config.batch_size is None:
-    raise ValueError("--lr and --batch_size are required to build the learning-rate schedule")
-  scale_batch = config.lr_scale_batch_size or config.batch_size
-  base_lr = config.lr * config.batch_size / scale_batch
+  base_lr = scaled_lr(config)
   warmup = float(config.warmup_epochs or 0) * steps_per_epoch
   if config.lr_schedule == "cosine":
     warmup = float(int(round(warmup)))
   return WarmupSchedule(
       base_lr, warmup_steps=warmup, decay=config.lr_schedule,
       boundaries=[int(e * steps_per_epoch) for e in config.decay_epoch_list],
-      decay_factor=config.lr_decay_factor, total_steps=total_steps)
+      decay_factor=config.lr_decay_factor, total_steps=total_steps,
+      start_lr=config.start_warmup, final_lr=config.final_lr)
+
+
+def scaled_lr(config):
+  """--lr for the run's batch: linear (lr * batch_size / lr_scale_batch_size, the original's and
+  SimCLR's default, whose lr_scale_batch_size is 256) or sqrt (lr * sqrt(batch_size), SimCLR's
+  --learning_rate_scaling=sqrt: 0.075 at batch 4096 is 0.3 per 256 linearly)."""
+  if config.lr is None or config.batch_size is None:
+    raise ValueError("--lr and --batch_size are required to build the learning-rate schedule")
+  scaling = config.learning_rate_scaling or "linear"
+  if scaling not in LR_SCALINGS:
+    raise ValueError("unknown --learning_rate_scaling=%s: use linear or sqrt" % scaling)
+  if scaling == "sqrt":
+    return config.lr * math.sqrt(config.batch_size)
+  scale_batch = config.lr_scale_batch_size or config.batch_size
+  return config.lr * config.batch_size / scale_batch
 
 
 @keras.saving.register_keras_serializable(package="tfssl")
@@ -117,7 +145,9 @@ class LARS(keras.optimizers.Optimizer):
   For each variable: g += weight_decay * w; trust = eeta * ||w|| / ||g|| when both norms are > 0,
   else 1; v = momentum * v + lr * trust * g; w -= v (Nesterov: w -= momentum * v + lr * trust * g).
   Variables that `tfssl.tasks.base.is_decayed` rejects (BatchNorm parameters, biases) get neither
-  the weight decay nor the trust ratio, as SimCLR's exclusions. Variables passed to
+  the weight decay nor the trust ratio, as SimCLR's exclusions; so do variables passed to
+  `exclude_from_adaptation` (SimCLR's `head_supervised`, whose L2 the task puts in the loss
+  instead). Variables passed to
   `exempt_from_weight_decay` before the build (a net's own exemptions, such as RevNet's stem) keep
   the trust ratio but get no decay, as SimCLR's separate decay / adaptation lists allow. The weight
   decay lives here, not in the loss, so tasks add no L2 term with LARS (Task.weight_decay_loss
@@ -132,6 +162,7 @@ class LARS(keras.optimizers.Optimizer):
     self.eeta = float(eeta)
     self.nesterov = bool(nesterov)
     self._exempt = set()
+    self._excluded = set()
 
   def exempt_from_weight_decay(self, variables):
     """No weight decay (trust ratio kept) for these variables; call before build()."""
@@ -139,13 +170,19 @@ class LARS(keras.optimizers.Optimizer):
       raise RuntimeError("LARS.exempt_from_weight_decay must be called before the optimizer is built")
     self._exempt.update(id(v) for v in variables)
 
+  def exclude_from_adaptation(self, variables):
+    """Neither trust ratio nor weight decay for these variables (plain momentum); before build()."""
+    if self.built:
+      raise RuntimeError("LARS.exclude_from_adaptation must be called before the optimizer is built")
+    self._excluded.update(id(v) for v in variables)
+
   def build(self, variables):
     if self.built:
       return
     super().build(variables)
     self.velocities = self.add_optimizer_variables(variables, "momentum")
     # Decided once from the Keras variable paths; update_step may see the raw tf.Variable.
-    self._adapted = [is_decayed(v) for v in variables]
+    self._adapted = [is_decayed(v) and id(v) not in self._excluded for v in variables]
     self._decayed = [a and id(v) not in self._exempt for a, v in zip(self._adapted, variables)]
 
   def update_step(self, gradient, variable, learning_rate):
@@ -179,11 +216,77 @@ class LARS(keras.optimizers.Optimizer):
     return config
 
 
-def build_optimizer(config, schedule, no_weight_decay=()):
+@keras.saving.register_keras_serializable(package="tfssl")
+class LARC(keras.optimizers.Optimizer):
+  """apex's LARC(clip=False) around torch's SGD(momentum, weight_decay): SwAV's optimiser.
+
+  For every variable with a gradient, BatchNorm parameters and biases included:
+    trust = eeta * ||w|| / (||g|| + wd * ||w|| + 1e-8)  when ||w|| > 0 and ||g|| > 0, and then
+    d = (g + wd * w) * trust;  otherwise d = g (apex then adds no decay either);
+    buf = momentum * buf + d;  w -= lr * buf   (torch's momentum: lr outside the buffer).
+  Unlike LARS, the learning rate multiplies after the momentum, so a warm-up or decay acts on the
+  whole accumulated direction at once. Variables passed to `exempt_from_weight_decay` get wd 0.
+  """
+
+  EPS = 1e-8  # apex LARC's eps
+
+  def __init__(self, learning_rate=0.001, momentum=0.9, weight_decay=0.0, eeta=0.001,
+               name="larc", **kwargs):
+    super().__init__(learning_rate=learning_rate, name=name, **kwargs)
+    self.momentum = float(momentum)
+    self.larc_weight_decay = float(weight_decay or 0.0)
+    self.eeta = float(eeta)
+    self._exempt = set()
+
+  def exempt_from_weight_decay(self, variables):
+    if self.built:
+      raise RuntimeError("LARC.exempt_from_weight_decay must be called before the optimizer is built")
+    self._exempt.update(id(v) for v in variables)
+
+  def build(self, variables):
+    if self.built:
+      return
+    super().build(variables)
+    self.momentums = self.add_optimizer_variables(variables, "momentum")
+    self._decay = [0.0 if id(v) in self._exempt else self.larc_weight_decay for v in variables]
+
+  def update_step(self, gradient, variable, learning_rate):
+    index = self._get_variable_index(variable)
+    dtype = variable.dtype
+    grad = ops.cast(gradient, dtype)
+    wd = ops.cast(self._decay[index], dtype)
+    w_norm = ops.sqrt(ops.sum(ops.square(variable)))
+    g_norm = ops.sqrt(ops.sum(ops.square(grad)))
+    trust = ops.cast(self.eeta, dtype) * w_norm / (g_norm + wd * w_norm + self.EPS)
+    adapted = ops.multiply(ops.add(grad, ops.multiply(wd, variable)), trust)
+    direction = ops.where(ops.logical_and(w_norm > 0, g_norm > 0), adapted, grad)
+    buf = self.momentums[index]
+    self.assign(buf, ops.add(ops.multiply(ops.cast(self.momentum, dtype), buf), direction))
+    self.assign_sub(variable, ops.multiply(ops.cast(learning_rate, dtype), buf))
+
+  def get_config(self):
+    config = super().get_config()
+    config.update({"momentum": self.momentum, "weight_decay": self.larc_weight_decay,
+                   "eeta": self.eeta})
+    return config
+
+
+def slot_variables(optimizer, variable):
+  """The optimizer's state for `variable` (momentum, Adam's moments, ...): Keras 3 names each slot
+  `<variable path with / as _>_<slot name>` (Optimizer.add_variable_from_reference)."""
+  inner = getattr(optimizer, "inner_optimizer", optimizer)
+  prefix = variable.path.replace("/", "_") + "_"
+  return [v for v in inner.variables
+          if v.name.startswith(prefix) and tuple(v.shape) == tuple(variable.shape)]
+
+
+def build_optimizer(config, schedule, no_weight_decay=(), not_adapted=()):
   """The optimizer named by --optimizer, on `schedule`; wrapped for loss scaling under float16.
 
   sgd: the original's MomentumOptimizer (momentum --momentum, not Nesterov); adam: the original's
-  AdamOptimizer (TF1's epsilon 1e-8); lars: SimCLR's LARS with --weight_decay inside.
+  AdamOptimizer (TF1's epsilon 1e-8); lars: SimCLR's LARS with --weight_decay inside; larc: SwAV's
+  apex LARC with --weight_decay inside. `no_weight_decay`: the nets' exemptions (RevNet's stem);
+  `not_adapted`: what LARS leaves to plain momentum (SimCLR's head_supervised).
   Under a tf.distribute strategy, create it and call `optimizer.build(trainable_variables)` inside
   `strategy.scope()` before the first step: Keras 3 cannot create its slot variables inside
   `strategy.run` (any Keras optimizer fails there with "You must feed a value for placeholder").
@@ -196,10 +299,14 @@ def build_optimizer(config, schedule, no_weight_decay=()):
   elif name == "lars":
     optimizer = LARS(learning_rate=schedule, momentum=config.momentum,
                      weight_decay=config.weight_decay)
+    optimizer.exclude_from_adaptation(not_adapted)
+  elif name == "larc":
+    optimizer = LARC(learning_rate=schedule, momentum=config.momentum,
+                     weight_decay=config.weight_decay)
   else:
     raise ValueError("unknown --optimizer %r: use one of %s" % (config.optimizer,
                                                                 ", ".join(OPTIMIZERS)))
-  if no_weight_decay and isinstance(optimizer, LARS):
+  if no_weight_decay and isinstance(optimizer, (LARS, LARC)):
     optimizer.exempt_from_weight_decay(no_weight_decay)
   if config.precision == "mixed_float16":
     optimizer = keras.optimizers.LossScaleOptimizer(optimizer)

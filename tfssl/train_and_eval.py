@@ -25,7 +25,9 @@ FLAGS = flags.FLAGS
 # Tasks that need no backbone of their own (they load an export).
 _EXPORT_TASKS = ("linear_eval", "knn_eval", "finetune")
 _CHOICES = {
-    "strategy": KNOWN_STRATEGIES, "precision": KNOWN_PRECISIONS, "optimizer": ("sgd", "adam", "lars"),
+    "strategy": KNOWN_STRATEGIES, "precision": KNOWN_PRECISIONS,
+    "optimizer": ("sgd", "adam", "lars", "larc"), "learning_rate_scaling": ("linear", "sqrt"),
+    "conv_kernel_init": ("glorot_uniform", "variance_scaling", "kaiming_fan_out"),
     "lr_schedule": ("piecewise", "cosine"), "mode": ("v1", "v2"),
     "pool_mode": ("adaptive_max", "adaptive_avg", "max", "avg"),
     "combine_patches": ("avg_pool", "max_pool", "concat"), "eval_model": ("linear", "mlp"),

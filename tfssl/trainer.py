@@ -81,8 +81,9 @@ class Trainer:
       if task_cls.TRAINS:
         self.task(self._tiny_batch(), training=False)
         schedule = optimizers.build_lr_schedule(cfg, self.steps_per_epoch, max(1, self.total_steps))
-        self.optimizer = optimizers.build_optimizer(cfg, schedule,
-                                                    self.task.no_weight_decay_variables())
+        self.optimizer = optimizers.build_optimizer(
+            cfg, schedule, no_weight_decay=self.task.no_weight_decay_variables(),
+            not_adapted=self.task.not_adapted_variables())
         # Not compile(): that adds Keras's own (never updated) "loss" tracker beside the task's.
         self.task.optimizer = self.optimizer
         self.optimizer.build(self.task.trainable_variables)

@@ -6,16 +6,16 @@
   bottlenecks (stride on the 3x3), pre_logits 2048.
 - `resnet18`: the ImageNet ResNet-18 (7x7/2 stem + BN + ReLU + 3x3/2 max-pool).
 
-filters_factor scales widths as in the original ResNet50 (ff=4 is vanilla). BN uses the Keras
-defaults (as BYOL-TF2); strided convs use the original's fixed padding, like the other backbones.
+filters_factor scales widths as in the original ResNet50 (ff=4 is vanilla). BN and conv init follow
+the NetStyle (by default the Keras BN defaults, as BYOL-TF2); strided convs use the original's
+fixed padding, like the other backbones.
 """
 
 import keras
 from keras import ops
 
 from tfssl.models.backbone import Backbone
-from tfssl.models.layers import (FixedPaddingConv, FixedPaddingMaxPool, Stage, batch_norm,
-                                 conv1x1)
+from tfssl.models.layers import FixedPaddingConv, FixedPaddingMaxPool, NetStyle, Stage, conv1x1
 from tfssl.models.resnet import BottleneckV1
 
 
@@ -26,14 +26,15 @@ class BasicBlock(keras.layers.Layer):
   put it on the second conv instead; the parameter count is the same, the sampling is not.
   """
 
-  def __init__(self, filters, strides=1, project=False, global_bn=False, **kwargs):
+  def __init__(self, filters, strides=1, project=False, style=NetStyle(), **kwargs):
     super().__init__(**kwargs)
-    self.conv1 = FixedPaddingConv(filters, 3, strides, name="conv1")
-    self.bn1 = batch_norm(global_bn, name="bn1")
-    self.conv2 = FixedPaddingConv(filters, 3, 1, name="conv2")
-    self.bn2 = batch_norm(global_bn, name="bn2")
-    self.shortcut = conv1x1(filters, strides, name="shortcut") if project else None
-    self.shortcut_bn = batch_norm(global_bn, name="shortcut_bn") if project else None
+    init = style.kernel_initializer
+    self.conv1 = FixedPaddingConv(filters, 3, strides, init(), name="conv1")
+    self.bn1 = style.bn("bn1")
+    self.conv2 = FixedPaddingConv(filters, 3, 1, init(), name="conv2")
+    self.bn2 = style.bn("bn2", residual_end=True)
+    self.shortcut = conv1x1(filters, strides, "shortcut", init()) if project else None
+    self.shortcut_bn = style.bn("shortcut_bn") if project else None
 
   def call(self, x, training=False):
     y = ops.relu(self.bn1(self.conv1(x), training=training))
@@ -53,7 +54,7 @@ class SmallResNet(Backbone):
 
   def __init__(self, num_layers=(2, 2, 2, 2), unit="basic", stem="cifar", num_classes=None,
                filters_factor=4, last_relu=True, root_conv_stride=2, strides=(2, 2, 2),
-               global_bn=False, name="cifar_resnet18"):
+               style=NetStyle(), name="cifar_resnet18"):
     if not last_relu:
       raise ValueError("last_relu is always True (implicitly) in post-activation ResNets "
                        "such as %s." % name)
@@ -68,13 +69,14 @@ class SmallResNet(Backbone):
     super().__init__(num_classes, feature_dim=out * 8,
                      feature_end_points=("after_root", "block1", "block2", "block3", "block4"),
                      name=name)
+    init = style.kernel_initializer()
     if stem == "cifar":
-      self.root_conv = FixedPaddingConv(width, 3, 1, name="root_conv")
+      self.root_conv = FixedPaddingConv(width, 3, 1, init, name="root_conv")
       self.root_pool = None
     else:
-      self.root_conv = FixedPaddingConv(width, 7, root_conv_stride, name="root_conv")
+      self.root_conv = FixedPaddingConv(width, 7, root_conv_stride, init, name="root_conv")
       self.root_pool = FixedPaddingMaxPool(3, 2, name="root_pool")
-    self.root_bn = batch_norm(global_bn, name="root_bn")
+    self.root_bn = style.bn("root_bn")
     block_class = BasicBlock if unit == "basic" else BottleneckV1
     in_channels = width
     self.blocks = []
@@ -83,7 +85,7 @@ class SmallResNet(Backbone):
       for j in range(count):
         unit_stride = stride if j == 0 else 1
         project = unit_stride > 1 or out != in_channels
-        units.append(block_class(out, unit_stride, project=project, global_bn=global_bn,
+        units.append(block_class(out, unit_stride, project=project, style=style,
                                  name="unit%d" % (j + 1)))
         in_channels = out
       self.blocks.append(Stage(units, name="block%d" % (index + 1)))

@@ -3,7 +3,7 @@
 import keras
 from keras import ops
 
-from tfssl.models.layers import batch_norm
+from tfssl.models.layers import BN_EPSILON, BN_MOMENTUM, batch_norm
 
 
 def _float32(x):
@@ -76,12 +76,17 @@ class ProjectionHead(keras.Model):
 
 
 class MLPHead(keras.Model):
-  """dense -> BN -> ReLU -> dense: BYOL's projector and predictor, SwAV's projection."""
+  """dense -> BN -> ReLU -> dense: BYOL's projector and predictor, SwAV's projection.
 
-  def __init__(self, hidden_dim, out_dim, global_bn=False, **kwargs):
+  The BN takes the run's --bn_momentum / --bn_epsilon (the tasks pass them): Keras's defaults for
+  BYOL's TF2 seed, torch's BatchNorm1d (0.9, 1e-5) in SwAV's ImageNet flagfile.
+  """
+
+  def __init__(self, hidden_dim, out_dim, global_bn=False, bn_momentum=BN_MOMENTUM,
+               bn_epsilon=BN_EPSILON, **kwargs):
     super().__init__(**kwargs)
     self.hidden = keras.layers.Dense(hidden_dim, name="hidden")
-    self.bn = batch_norm(global_bn, name="bn")
+    self.bn = batch_norm(global_bn, momentum=bn_momentum, epsilon=bn_epsilon, name="bn")
     self.out = keras.layers.Dense(out_dim, dtype="float32", name="out")
 
   def call(self, x, training=False):

@@ -6,6 +6,8 @@ runs a VALID conv or pool. For stride 1 that equals Keras 'same'; for stride 2 o
 strided layers pad by hand.
 """
 
+import dataclasses
+
 import keras
 from keras import ops
 
@@ -13,11 +15,53 @@ from keras import ops
 BN_MOMENTUM = 0.99
 BN_EPSILON = 1e-3
 
+# Conv kernel initialisers of the originals: the TF1 default (Revisiting), SimCLR's
+# VarianceScaling() (scale 1, fan_in, truncated normal) and torchvision's kaiming_normal_(fan_out,
+# relu) that SwAV's ResNet uses (scale 2, fan_out, untruncated normal).
+KERNEL_INITS = {
+    "glorot_uniform": lambda: keras.initializers.GlorotUniform(),
+    "variance_scaling": lambda: keras.initializers.VarianceScaling(
+        scale=1.0, mode="fan_in", distribution="truncated_normal"),
+    "kaiming_fan_out": lambda: keras.initializers.VarianceScaling(
+        scale=2.0, mode="fan_out", distribution="untruncated_normal"),
+}
+
 
 def batch_norm(global_bn=False, momentum=BN_MOMENTUM, epsilon=BN_EPSILON, name=None, **kwargs):
   """The one place BatchNorm is made; `global_bn` syncs batch statistics across replicas."""
   return keras.layers.BatchNormalization(
       momentum=momentum, epsilon=epsilon, synchronized=bool(global_bn), name=name, **kwargs)
+
+
+@dataclasses.dataclass(frozen=True)
+class NetStyle:
+  """How a backbone makes its BatchNorms and conv kernels: where the originals differ.
+
+  Revisiting (TF1): momentum 0.99, epsilon 1e-3, glorot-uniform convs. SimCLR: 0.9, 1e-5, the last
+  BatchNorm of each residual branch starting at gamma 0 (`zero_init_residual`, its init_zero), and
+  VarianceScaling convs. SwAV (torchvision): 0.9 (torch's 0.1), 1e-5, kaiming fan-out convs.
+  """
+  global_bn: bool = False
+  bn_momentum: float = BN_MOMENTUM
+  bn_epsilon: float = BN_EPSILON
+  zero_init_residual: bool = False
+  kernel_init: str = "glorot_uniform"
+
+  def __post_init__(self):
+    if self.kernel_init not in KERNEL_INITS:
+      raise ValueError("unknown --conv_kernel_init=%s: use one of %s"
+                       % (self.kernel_init, ", ".join(KERNEL_INITS)))
+
+  def bn(self, name, residual_end=False, **kwargs):
+    """A BatchNorm; `residual_end` marks the last one of a residual branch (gamma 0 with
+    zero_init_residual, so each block starts as the identity)."""
+    if residual_end and self.zero_init_residual:
+      kwargs["gamma_initializer"] = "zeros"
+    return batch_norm(self.global_bn, momentum=self.bn_momentum, epsilon=self.bn_epsilon,
+                      name=name, **kwargs)
+
+  def kernel_initializer(self):
+    return KERNEL_INITS[self.kernel_init]()
 
 
 def fixed_padding(x, kernel_size):
@@ -28,16 +72,17 @@ def fixed_padding(x, kernel_size):
 
 
 class FixedPaddingConv(keras.layers.Layer):
-  """Bias-free conv with glorot-uniform init (the TF default) and the original's padding."""
+  """Bias-free conv (glorot-uniform by default, the TF default) with the original's padding."""
 
-  def __init__(self, filters, kernel_size, strides=1, **kwargs):
+  def __init__(self, filters, kernel_size, strides=1, kernel_initializer="glorot_uniform",
+               **kwargs):
     super().__init__(**kwargs)
     self.kernel_size = kernel_size
     self.strides = strides
     explicit = strides > 1
     self.conv = keras.layers.Conv2D(
         filters, kernel_size, strides=strides, padding="valid" if explicit else "same",
-        use_bias=False, kernel_initializer="glorot_uniform", name="conv")
+        use_bias=False, kernel_initializer=kernel_initializer, name="conv")
 
   def call(self, x):
     if self.strides > 1:
@@ -45,10 +90,10 @@ class FixedPaddingConv(keras.layers.Layer):
     return self.conv(x)
 
 
-def conv1x1(filters, strides=1, name=None):
+def conv1x1(filters, strides=1, name=None, kernel_initializer="glorot_uniform"):
   """Bias-free 1x1 conv; for a 1x1 kernel 'same' and 'valid' sample the same pixels."""
   return keras.layers.Conv2D(filters, 1, strides=strides, padding="valid", use_bias=False,
-                             kernel_initializer="glorot_uniform", name=name)
+                             kernel_initializer=kernel_initializer, name=name)
 
 
 class FixedPaddingMaxPool(keras.layers.Layer):

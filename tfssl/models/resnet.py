@@ -9,23 +9,23 @@ import keras
 from keras import ops
 
 from tfssl.models.backbone import Backbone
-from tfssl.models.layers import (FixedPaddingConv, FixedPaddingMaxPool, Stage, batch_norm,
-                                 conv1x1)
+from tfssl.models.layers import FixedPaddingConv, FixedPaddingMaxPool, NetStyle, Stage, conv1x1
 
 
 class BottleneckV1(keras.layers.Layer):
   """Post-activation bottleneck: 1x1, 3x3/stride, 1x1, each followed by BN; add; ReLU."""
 
-  def __init__(self, filters, strides=1, project=False, global_bn=False, **kwargs):
+  def __init__(self, filters, strides=1, project=False, style=NetStyle(), **kwargs):
     super().__init__(**kwargs)
-    self.shortcut = conv1x1(filters, strides, name="shortcut") if project else None
-    self.shortcut_bn = batch_norm(global_bn, name="shortcut_bn") if project else None
-    self.conv1 = conv1x1(filters // 4, name="conv1")
-    self.bn1 = batch_norm(global_bn, name="bn1")
-    self.conv2 = FixedPaddingConv(filters // 4, 3, strides, name="conv2")
-    self.bn2 = batch_norm(global_bn, name="bn2")
-    self.conv3 = conv1x1(filters, name="conv3")
-    self.bn3 = batch_norm(global_bn, name="bn3")
+    init = style.kernel_initializer
+    self.shortcut = conv1x1(filters, strides, "shortcut", init()) if project else None
+    self.shortcut_bn = style.bn("shortcut_bn") if project else None
+    self.conv1 = conv1x1(filters // 4, name="conv1", kernel_initializer=init())
+    self.bn1 = style.bn("bn1")
+    self.conv2 = FixedPaddingConv(filters // 4, 3, strides, init(), name="conv2")
+    self.bn2 = style.bn("bn2")
+    self.conv3 = conv1x1(filters, name="conv3", kernel_initializer=init())
+    self.bn3 = style.bn("bn3", residual_end=True)
 
   def call(self, x, training=False):
     shortcut = x
@@ -44,17 +44,18 @@ class BottleneckV2(keras.layers.Layer):
   the residual branch alone (RevNet's F).
   """
 
-  def __init__(self, filters, strides=1, project=False, no_shortcut=False, global_bn=False,
+  def __init__(self, filters, strides=1, project=False, no_shortcut=False, style=NetStyle(),
                **kwargs):
     super().__init__(**kwargs)
+    init = style.kernel_initializer
     self.no_shortcut = no_shortcut
-    self.preact_bn = batch_norm(global_bn, name="preact_bn")
-    self.shortcut = conv1x1(filters, strides, name="shortcut") if project else None
-    self.conv1 = conv1x1(filters // 4, name="conv1")
-    self.bn1 = batch_norm(global_bn, name="bn1")
-    self.conv2 = FixedPaddingConv(filters // 4, 3, strides, name="conv2")
-    self.bn2 = batch_norm(global_bn, name="bn2")
-    self.conv3 = conv1x1(filters, name="conv3")
+    self.preact_bn = style.bn("preact_bn")
+    self.shortcut = conv1x1(filters, strides, "shortcut", init()) if project else None
+    self.conv1 = conv1x1(filters // 4, name="conv1", kernel_initializer=init())
+    self.bn1 = style.bn("bn1")
+    self.conv2 = FixedPaddingConv(filters // 4, 3, strides, init(), name="conv2")
+    self.bn2 = style.bn("bn2")
+    self.conv3 = conv1x1(filters, name="conv3", kernel_initializer=init())
 
   def call(self, x, training=False):
     preact = ops.relu(self.preact_bn(x, training=training))
@@ -71,7 +72,7 @@ class ResNet(Backbone):
   """ResNet v1 / v2 with the original's options; `num_layers=(3, 4, 6, 3)` is ResNet50."""
 
   def __init__(self, num_layers=(3, 4, 6, 3), num_classes=None, filters_factor=4, last_relu=True,
-               mode="v2", root_conv_stride=2, strides=(2, 2, 2), global_bn=False, name="resnet50"):
+               mode="v2", root_conv_stride=2, strides=(2, 2, 2), style=NetStyle(), name="resnet50"):
     if mode not in ("v1", "v2"):
       raise ValueError("Unknown ResNet mode %r: use 'v1' or 'v2'." % (mode,))
     if mode == "v1" and not last_relu:
@@ -86,9 +87,10 @@ class ResNet(Backbone):
                      name=name)
     self.mode = mode
     self.last_relu = last_relu
-    self.root_conv = FixedPaddingConv(width, 7, root_conv_stride, name="root_conv")
+    self.root_conv = FixedPaddingConv(width, 7, root_conv_stride, style.kernel_initializer(),
+                                      name="root_conv")
     # v2 leaves the stem un-normalised: the first unit's pre-activation BN does that job.
-    self.root_bn = batch_norm(global_bn, name="root_bn") if mode == "v1" else None
+    self.root_bn = style.bn("root_bn") if mode == "v1" else None
     self.root_pool = FixedPaddingMaxPool(3, 2, name="root_pool")
     unit = BottleneckV1 if mode == "v1" else BottleneckV2
     in_channels = width
@@ -98,12 +100,12 @@ class ResNet(Backbone):
       for j in range(count):
         unit_stride = stride if j == 0 else 1
         project = unit_stride > 1 or out != in_channels
-        units.append(unit(out, unit_stride, project=project, global_bn=global_bn,
+        units.append(unit(out, unit_stride, project=project, style=style,
                           name="unit%d" % (j + 1)))
         in_channels = out
       self.blocks.append(Stage(units, name="block%d" % (index + 1)))
       out *= 2
-    self.final_bn = batch_norm(global_bn, name="final_bn") if mode == "v2" else None
+    self.final_bn = style.bn("final_bn") if mode == "v2" else None
 
   def features(self, images, training, end_points):
     x = self.root_conv(images)

@@ -9,7 +9,7 @@ import keras
 from keras import ops
 
 from tfssl.models.backbone import Backbone
-from tfssl.models.layers import FixedPaddingConv, FixedPaddingMaxPool, Stage, batch_norm
+from tfssl.models.layers import FixedPaddingConv, FixedPaddingMaxPool, NetStyle, Stage
 from tfssl.models.resnet import BottleneckV2
 
 
@@ -19,9 +19,9 @@ class ReversibleUnit(keras.layers.Layer):
   F is a pre-activation bottleneck without shortcut and with C/2 outputs (inner width C/8).
   """
 
-  def __init__(self, channels, global_bn=False, **kwargs):
+  def __init__(self, channels, style=NetStyle(), **kwargs):
     super().__init__(**kwargs)
-    self.residual = BottleneckV2(channels // 2, no_shortcut=True, global_bn=global_bn,
+    self.residual = BottleneckV2(channels // 2, no_shortcut=True, style=style,
                                  name="residual")
 
   def call(self, x, training=False):
@@ -50,7 +50,7 @@ class RevNet(Backbone):
   """RevNet with the original's options; `mode` does not exist here (the original ignored it)."""
 
   def __init__(self, num_layers=(3, 4, 6, 3), num_classes=None, filters_factor=4, last_relu=True,
-               root_conv_stride=2, strides=(2, 2, 2), global_bn=False, name="revnet50"):
+               root_conv_stride=2, strides=(2, 2, 2), style=NetStyle(), name="revnet50"):
     if len(strides) != 3:
       raise ValueError("strides must give the strides of blocks 2..4, e.g. (2, 2, 2); got %r"
                        % (strides,))
@@ -60,17 +60,18 @@ class RevNet(Backbone):
                      name=name)
     self.last_relu = last_relu
     # A random projection to the reversible width: no BN, no ReLU, no weight decay in the original.
-    self.root_conv = FixedPaddingConv(channels, 7, root_conv_stride, name="root_conv")
+    self.root_conv = FixedPaddingConv(channels, 7, root_conv_stride, style.kernel_initializer(),
+                                      name="root_conv")
     self.root_pool = FixedPaddingMaxPool(3, 2, name="root_pool")
     self.transitions = [PoolAndDoubleChannels(s, name="double%d" % (i + 2))
                         for i, s in enumerate(strides)]
     self.blocks = []
     for index, count in enumerate(num_layers):
-      units = [ReversibleUnit(channels, global_bn=global_bn, name="unit%d" % (j + 1))
+      units = [ReversibleUnit(channels, style=style, name="unit%d" % (j + 1))
                for j in range(count)]
       self.blocks.append(Stage(units, name="block%d" % (index + 1)))
       channels *= 2
-    self.final_bn = batch_norm(global_bn, name="final_bn")
+    self.final_bn = style.bn("final_bn")
 
   def features(self, images, training, end_points):
     x = self.root_pool(self.root_conv(images))

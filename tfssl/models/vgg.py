@@ -10,7 +10,7 @@ import keras
 from keras import ops
 
 from tfssl.models.backbone import Backbone
-from tfssl.models.layers import Stage, batch_norm
+from tfssl.models.layers import NetStyle, Stage
 
 # (number of 3x3 convs, width in units of w) per block.
 _BLOCKS = ((2, 1), (2, 2), (4, 4), (4, 8), (4, 8))
@@ -19,19 +19,20 @@ _BLOCKS = ((2, 1), (2, 2), (4, 4), (4, 8), (4, 8))
 class ConvBNReLU(keras.layers.Layer):
   """Bias-free conv, BN, ReLU. `kernel_size=None` spans the input's whole spatial extent (fc6)."""
 
-  def __init__(self, filters, kernel_size, padding="same", global_bn=False, **kwargs):
+  def __init__(self, filters, kernel_size, padding="same", style=NetStyle(), **kwargs):
     super().__init__(**kwargs)
+    self.style = style
     self.filters = filters
     self.kernel_size = kernel_size
     self.padding = padding
     self.conv = None
     if kernel_size is not None:
       self.conv = self._make_conv(kernel_size)
-    self.bn = batch_norm(global_bn, name="bn")
+    self.bn = style.bn("bn")
 
   def _make_conv(self, kernel_size):
     return keras.layers.Conv2D(self.filters, kernel_size, padding=self.padding, use_bias=False,
-                               kernel_initializer="glorot_uniform", name="conv")
+                               kernel_initializer=self.style.kernel_initializer(), name="conv")
 
   def build(self, input_shape):
     if self.conv is None:
@@ -48,7 +49,7 @@ class ConvBNReLU(keras.layers.Layer):
 class VGG19(Backbone):
   """VGG19-BN; end points block1..block5, fc6, pre_logits (= fc7) and logits."""
 
-  def __init__(self, num_classes=None, filters_factor=8, global_bn=False, name="vgg19"):
+  def __init__(self, num_classes=None, filters_factor=8, style=NetStyle(), name="vgg19"):
     w = 8 * filters_factor
     fc_width = 512 * filters_factor
     super().__init__(num_classes, feature_dim=fc_width,
@@ -56,12 +57,12 @@ class VGG19(Backbone):
                      name=name)
     self.blocks = []
     for index, (count, mult) in enumerate(_BLOCKS):
-      convs = [ConvBNReLU(mult * w, 3, global_bn=global_bn, name="conv%d" % (j + 1))
+      convs = [ConvBNReLU(mult * w, 3, style=style, name="conv%d" % (j + 1))
                for j in range(count)]
       self.blocks.append(Stage(convs, name="block%d" % (index + 1)))
     self.pool = keras.layers.MaxPooling2D(2, strides=2, padding="valid", name="pool")
-    self.fc6 = ConvBNReLU(fc_width, None, padding="valid", global_bn=global_bn, name="fc6")
-    self.fc7 = ConvBNReLU(fc_width, 1, padding="valid", global_bn=global_bn, name="fc7")
+    self.fc6 = ConvBNReLU(fc_width, None, padding="valid", style=style, name="fc6")
+    self.fc7 = ConvBNReLU(fc_width, 1, padding="valid", style=style, name="fc7")
 
   def features(self, images, training, end_points):
     x = images

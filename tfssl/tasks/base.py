@@ -98,18 +98,29 @@ class Task(keras.Model):
   def weight_decay_loss(self, variables=None):
     """The original's L2: weight_decay * sum(w^2) / 2 over kernels (not BN or biases).
 
-    With LARS the decay is applied inside the optimizer instead (SimCLR), so this returns 0.
+    LARS and LARC decay inside the optimizer instead (SimCLR, SwAV); under LARS this is the L2 of
+    the kernels LARS leaves alone (`not_adapted_variables`: SimCLR's head_supervised, whose decay
+    SimCLR's add_weight_decay puts in the loss), under LARC 0.
     """
     wd = float(self.config.weight_decay or 0.0)
-    if wd == 0.0 or self.config.optimizer == "lars":
+    optimizer = self.config.optimizer
+    if wd == 0.0 or optimizer == "larc":
       return tf.constant(0.0, tf.float32)
     variables = self.trainable_variables if variables is None else variables
+    if optimizer == "lars":
+      left_alone = {id(v) for v in self.not_adapted_variables()}
+      variables = [v for v in variables if id(v) in left_alone]
     exempt = {id(v) for v in self.no_weight_decay_variables()}
     terms = [tf.nn.l2_loss(tf.cast(v, tf.float32)) for v in variables
              if is_decayed(v) and id(v) not in exempt]
     if not terms:
       return tf.constant(0.0, tf.float32)
     return wd * tf.add_n(terms)
+
+  def not_adapted_variables(self):
+    """Variables that LARS leaves to plain momentum (no trust ratio, no decay inside): their L2 is
+    in weight_decay_loss. None by default; the contrastive tasks' online probe (SimCLR)."""
+    return []
 
   def no_weight_decay_variables(self):
     """Variables the nets exempt from weight decay beyond is_decayed's rule (RevNet's stem

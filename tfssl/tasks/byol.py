@@ -57,6 +57,7 @@ class BYOL(ContrastiveTask):
   def _mlp(self, hidden, name):
     hidden = hidden or self.backbone.feature_dim
     return MLPHead(int(hidden), int(self.config.proj_out_dim), global_bn=self.config.global_bn,
+                   bn_momentum=self.config.bn_momentum, bn_epsilon=self.config.bn_epsilon,
                    name=name)
 
   @property

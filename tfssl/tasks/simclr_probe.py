@@ -71,6 +71,11 @@ class ContrastiveTask(Task):
     net = RepresentationNet(self.backbone, self.projection_heads(), self.representation)
     return ExportModule(net, input_shape=self.config.serving_shape)
 
+  def not_adapted_variables(self):
+    # SimCLR excludes head_supervised from LARS (exclude_from_weight_decay, which is also its
+    # exclude_from_layer_adaptation) and adds the head's kernel L2 to the loss.
+    return list(self.probe.trainable_variables) if self.probe is not None else []
+
   def probe_metrics(self):
     return [self.sup_loss, self.sup_accuracy] if self.probe is not None else []
 

@@ -13,16 +13,19 @@ length first trimmed to a multiple of the global batch, as SwAV), a variable tha
 keeps for itself and that is not checkpointed. From epoch --epoch_queue_starts the newest embeddings are pushed
 in; once full, its scores are prepended before Sinkhorn (only the batch's codes are kept).
 
-Prototypes: gradients are zeroed for the first --freeze_prototypes_niters steps and the weights
-restored after the optimizer's step (an optimizer that decays inside, LARS, would otherwise still
-move them); after every step the prototypes are re-normalised (SwAV normalises them at the start
-of each iteration, which is the same thing seen from the next step).
+Prototypes: for the first --freeze_prototypes_niters steps SwAV sets their gradient to None, so
+the optimizer skips them altogether. Here the variable list of a step is fixed when it is traced,
+so their gradient is zeroed and, after the optimizer's step, the weights *and the optimizer's
+slots for them* (momentum, Adam's moments) are put back as they were: an optimizer that decays
+inside (LARS, LARC) would otherwise move the weights and carry that decay in its momentum into the
+first unfrozen step. After every step the prototypes are re-normalised (SwAV normalises them at
+the start of each iteration, which is the same thing seen from the next step).
 """
 
 import keras
 import tensorflow as tf
 
-from tfssl import losses
+from tfssl import losses, optimizers
 from tfssl.data.augment import crop_groups
 from tfssl.models.heads import MLPHead
 from tfssl.tasks.base import num_replicas
@@ -76,6 +79,7 @@ class SwAV(ContrastiveTask):
                        "least)" % (config.crops_for_assign, self.num_crops, config.nmb_crops))
     hidden = int(config.proj_hidden_dim or self.backbone.feature_dim)
     self.projector = MLPHead(hidden, int(config.proj_out_dim), global_bn=config.global_bn,
+                             bn_momentum=config.bn_momentum, bn_epsilon=config.bn_epsilon,
                              name="projection_head")
     self.prototypes = Prototypes(config.nmb_prototypes, name="prototypes")
     self.temperature = float(config.temperature or DEFAULT_TEMPERATURE)
@@ -157,15 +161,19 @@ class SwAV(ContrastiveTask):
     step = self.global_step
     frozen = step < int(self.config.freeze_prototypes_niters)
     keep = 1.0 - tf.cast(frozen, tf.float32)
-    before = tf.identity(tf.convert_to_tensor(self.prototypes.kernel))
+    kernel = self.prototypes.kernel
+    slots = optimizers.slot_variables(self.optimizer, kernel)
+    before = [tf.identity(tf.convert_to_tensor(v)) for v in [kernel] + slots]
     with tf.GradientTape() as tape:
       swav, h, first_count = self.batch_loss(features, True, keep, update_queue=True)
       sup = self.probe_loss(h, features["label"], first_count)
       loss = swav + sup + self.weight_decay_loss()
     self.minimize(tape, loss)
-    after = tf.math.l2_normalize(tf.convert_to_tensor(self.prototypes.kernel), axis=0)
-    # Every replica computes the same value, so each may write its own copy.
-    self.prototypes.kernel.assign(tf.where(frozen, before, after))
+    after = tf.math.l2_normalize(tf.convert_to_tensor(kernel), axis=0)
+    # Every replica computes the same values, so each may write its own copy.
+    kernel.assign(tf.where(frozen, before[0], after))
+    for slot, held in zip(slots, before[1:]):
+      slot.assign(tf.where(frozen, held, tf.convert_to_tensor(slot)))
     self.loss_tracker.update_state(swav)
 
   def projection_heads(self):
