@@ -233,3 +233,51 @@ def test_multi_view_chains_are_refused_where_one_view_is_trained():
   with pytest.raises(ValueError, match="multi_crop makes several"):
     augment.check_single_view("to_gray, multi_crop", "linear_eval")
   augment.check_single_view("resize,crop_patches,standardization", "linear_eval")  # patches: fine
+
+
+def _brightness_only(image, additive, seed):
+  from tfssl.data import preprocess
+  with preprocess._SeedScope(tf.constant(seed, tf.int64)):  # pylint: disable=protected-access
+    return augment.color_jitter(tf.constant(image), 0.4, 0.0, 0.0, 0.0,
+                                additive_brightness=additive).numpy()
+
+
+def test_byol_brightness_adds_a_delta_where_simclr_multiplies():
+  # DeepMind's BYOL: tf.image.random_brightness, x + U(-0.4, 0.4) at strength 1. Two pixels at
+  # 0.2 and 0.6 move by the same amount; a factor would move the second three times as far.
+  image = np.zeros([2, 1, 3], np.float32)
+  image[0], image[1] = 0.2, 0.6
+  deltas = []
+  for seed in range(40):
+    out = _brightness_only(image, True, (seed, 3))
+    shift = out - image
+    if 0.0 < out.min() and out.max() < 1.0:  # no clipping
+      np.testing.assert_allclose(shift, shift.ravel()[0], atol=1e-6)
+      deltas.append(float(shift.ravel()[0]))
+    factor = _brightness_only(image, False, (seed, 3))
+    ratio = (factor[1] - image[1]) / np.where(factor[0] == image[0], 1.0, factor[0] - image[0])
+    if abs(factor[0, 0, 0] - 0.2) > 1e-3 and factor.max() < 1.0:
+      np.testing.assert_allclose(ratio, 3.0, rtol=1e-3)
+  deltas = np.array(deltas)
+  assert len(deltas) > 20 and np.all(np.abs(deltas) <= 0.4 + 1e-6)
+  assert deltas.min() < -0.1 and deltas.max() > 0.1
+  # The same seed gives the same delta.
+  np.testing.assert_array_equal(_brightness_only(image, True, (7, 3)),
+                                _brightness_only(image, True, (7, 3)))
+
+
+def test_byol_views_use_the_additive_brightness(monkeypatch):
+  seen = []
+  real = augment.color_jitter
+
+  def spy(image, *strengths, additive_brightness=False):
+    seen.append((strengths, additive_brightness))
+    return real(image, *strengths, additive_brightness=additive_brightness)
+
+  monkeypatch.setattr(augment, "color_jitter", spy)
+  _run("byol_augment", True, image_size=32)
+  _run("simclr_augment", True, image_size=32)
+  byol = [(s, a) for s, a in seen if s == augment.BYOL_STRENGTHS]
+  simclr = [(s, a) for s, a in seen if s == augment.simclr_strengths(1.0)]
+  assert byol and all(a for _, a in byol)
+  assert simclr and not any(a for _, a in simclr)

@@ -137,18 +137,25 @@ def random_flip(image):
 # ---------------------------------------------------------------------------------------------
 # Colour, on float images in [0, 1]
 
-def color_jitter(image, brightness, contrast, saturation, hue):
-  """Brightness (multiplicative), contrast, saturation and hue in random order, clipped after each.
+def color_jitter(image, brightness, contrast, saturation, hue, additive_brightness=False):
+  """Brightness, contrast, saturation and hue in random order, clipped after each.
 
   Each factor is drawn from [max(0, 1 - s), 1 + s] (hue: a shift in [-h, h]) as SimCLR v2's
-  `color_jitter_rand` and torchvision's ColorJitter. tf.image's contrast blends with each channel's
-  own mean where torchvision uses the grayscale mean: a small, documented difference.
+  `color_jitter_rand` and torchvision's ColorJitter. Brightness multiplies by such a factor, except
+  with `additive_brightness`, where it adds a delta in [-b, b] (tf.image.random_brightness, as
+  DeepMind's BYOL augmentations). tf.image's contrast blends with each channel's own mean where
+  torchvision uses the grayscale mean: a small, documented difference.
   """
   def factor(s):
     return _uniform(max(0.0, 1.0 - s), 1.0 + s)
 
+  def adjust_brightness(x):
+    if additive_brightness:
+      return x + _uniform(-brightness, brightness)
+    return x * factor(brightness)
+
   branches = [
-      lambda x: x * factor(brightness) if brightness else x,
+      lambda x: adjust_brightness(x) if brightness else x,
       lambda x: tf.image.adjust_contrast(x, factor(contrast)) if contrast else x,
       lambda x: tf.image.adjust_saturation(x, factor(saturation)) if saturation else x,
       lambda x: tf.image.adjust_hue(x, _uniform(-hue, hue)) if hue else x,
@@ -188,8 +195,9 @@ def solarize01(image, threshold=0.5):
   return tf.where(image < threshold, image, 1.0 - image)
 
 
-def color_distortion(image, strengths, p_jitter=0.8, p_gray=0.2):
-  image = _random_apply(lambda x: color_jitter(x, *strengths), p_jitter, image)
+def color_distortion(image, strengths, p_jitter=0.8, p_gray=0.2, additive_brightness=False):
+  image = _random_apply(lambda x: color_jitter(x, *strengths, additive_brightness=additive_brightness),
+                        p_jitter, image)
   return _random_apply(to_grayscale, p_gray, image)
 
 
@@ -211,14 +219,15 @@ def simclr_view(image, size, strength, blur):
   return tf.clip_by_value(x, 0.0, 1.0)
 
 
-# BYOL's colour jitter (paper, table 6): brightness 0.4, contrast 0.4, saturation 0.2, hue 0.1.
+# BYOL's colour jitter (paper, table 6): brightness 0.4, contrast 0.4, saturation 0.2, hue 0.1;
+# the brightness is a delta added to the image (DeepMind's augmentations.py), not a factor.
 BYOL_STRENGTHS = (0.4, 0.4, 0.2, 0.1)
 
 
 def byol_view(image, size, strength, blur_p, solarize_p):
   x = random_resized_crop(to_float01(image), size, area_range=(0.08, 1.0))
   x = random_flip(tf.clip_by_value(x, 0.0, 1.0))
-  x = color_distortion(x, tuple(strength * s for s in BYOL_STRENGTHS))
+  x = color_distortion(x, tuple(strength * s for s in BYOL_STRENGTHS), additive_brightness=True)
   x = random_blur(x, size, blur_p)
   x = _random_apply(solarize01, solarize_p, x)
   return tf.clip_by_value(x, 0.0, 1.0)
