@@ -2,7 +2,9 @@
 
 - A tap with more than 9000 features (h*w*c) is pooled down (`pool_mode`):
   `max` / `avg`: kernel = stride = ceil(sqrt(h*w*c / 9000)), clipped to [1, h], VALID padding;
-  `adaptive_max` / `adaptive_avg`: to an s x s grid with s = floor(sqrt(9000 / c)). The original
+  `adaptive_max` / `adaptive_avg`: to an s x s grid with s the floor or the ceil of
+  sqrt(9000 / c), whichever gives s*s*c closer to 9000, as the original (RevNet x4 block1,
+  c = 1024: 3x3, 9216 features, not 2x2, 4096). The original
   used tf.nn.fractional_*_pool, whose bins are random per call; tfssl uses fixed adaptive bins
   (bin i covers rows floor(i*h/s) .. ceil((i+1)*h/s)), so evaluation is deterministic.
 - 2-D taps are used as they are.
@@ -32,6 +34,13 @@ def _adaptive_pool(x, side, reduce_fn):
   return tf.stack(rows, axis=1)
 
 
+def adaptive_side(channels, target=TARGET_FEATURES):
+  """The grid side s whose s*s*channels lies closest to `target` (the floor on a tie), at least 1."""
+  low = max(1, int(math.floor(math.sqrt(target / channels))))
+  high = low + 1
+  return high if abs(high * high * channels - target) < abs(low * low * channels - target) else low
+
+
 def pool_tap(x, pool_mode="adaptive_max", target=TARGET_FEATURES):
   """Pools a 4-D tap with more than `target` features; other taps pass through."""
   x = tf.cast(x, tf.float32)
@@ -45,8 +54,7 @@ def pool_tap(x, pool_mode="adaptive_max", target=TARGET_FEATURES):
     pool = tf.nn.max_pool2d if pool_mode == "max" else tf.nn.avg_pool2d
     return pool(x, ksize=k, strides=k, padding="VALID")
   if pool_mode in ("adaptive_max", "adaptive_avg"):
-    side = max(1, int(math.floor(math.sqrt(target / c))))
-    side = min(side, h, w)
+    side = min(adaptive_side(c, target), h, w)
     reduce_fn = tf.reduce_max if pool_mode == "adaptive_max" else tf.reduce_mean
     return _adaptive_pool(x, side, reduce_fn)
   raise ValueError("unknown --pool_mode=%s; choose adaptive_max, adaptive_avg, max or avg" % pool_mode)
