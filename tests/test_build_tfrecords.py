@@ -6,6 +6,7 @@ import io
 import json
 import os
 import pickle
+import struct
 import subprocess
 import sys
 
@@ -169,17 +170,62 @@ def write_cifar10_bin(folder, per_batch=2):
     f.write("\n".join(f"c{k}" for k in range(10)) + "\n\n")
 
 
+# CIFAR's official python batches were pickled by Python 2 (protocol 2, str as BINSTRING, numpy's
+# array reconstruction): written here opcode by opcode, since Python 3's pickler cannot produce it.
+
+def _py2_str(b):
+  if len(b) < 256:
+    return b"U" + bytes([len(b)]) + b  # SHORT_BINSTRING
+  return b"T" + struct.pack("<i", len(b)) + b  # BINSTRING
+
+
+def _py2_int(i):
+  return b"K" + bytes([i]) if 0 <= i < 256 else b"J" + struct.pack("<i", i)  # BININT1 / BININT
+
+
+def _py2_array(a):
+  """numpy.core.multiarray._reconstruct(ndarray, (0,), 'b') then __setstate__, as numpy 1.x in
+  Python 2 wrote a uint8 array."""
+  a = np.ascontiguousarray(a, np.uint8)
+  shape = b"(" + b"".join(_py2_int(d) for d in a.shape) + b"t"
+  dtype = (b"cnumpy\ndtype\n" + _py2_str(b"u1") + _py2_int(0) + _py2_int(1) + b"\x87R"
+           + b"(" + _py2_int(3) + _py2_str(b"|") + b"NNN" + _py2_int(-1) + _py2_int(-1)
+           + _py2_int(0) + b"tb")
+  return (b"cnumpy.core.multiarray\n_reconstruct\ncnumpy\nndarray\n" + _py2_int(0) + b"\x85"
+          + _py2_str(b"b") + b"\x87R" + b"(" + _py2_int(1) + shape + dtype + b"\x89"
+          + _py2_str(a.tobytes()) + b"tb")
+
+
+def py2_pickle(d):
+  """A dict of bytes keys -> uint8 array, list of ints/bytes, or bytes, pickled as Python 2 did."""
+  out = b"\x80\x02}("
+  for key, value in d.items():
+    out += _py2_str(key)
+    if isinstance(value, np.ndarray):
+      out += _py2_array(value)
+    elif isinstance(value, list):
+      out += b"](" + b"".join(_py2_int(x) if isinstance(x, int) else _py2_str(x)
+                              for x in value) + b"e"
+    else:
+      out += _py2_str(value)
+  return out + b"u."
+
+
 def write_cifar10_py(folder, per_batch=2):
+  """The official layout in the official (Python 2) pickle format."""
   os.makedirs(folder)
   i = 0
-  for name in [f"data_batch_{b}" for b in range(1, 6)] + ["test_batch"]:
+  for b, name in enumerate([f"data_batch_{b}" for b in range(1, 6)] + ["test_batch"]):
     data = np.stack([cifar_image(i + k).reshape(-1) for k in range(per_batch)])
     labels = [(i + k) % 10 for k in range(per_batch)]
+    batch = {b"batch_label": b"training batch %d of 5" % (b + 1), b"labels": labels,
+             b"data": data, b"filenames": [b"img_%d.png" % (i + k) for k in range(per_batch)]}
     with open(os.path.join(folder, name), "wb") as f:
-      pickle.dump({b"data": data, b"labels": labels}, f)
+      f.write(py2_pickle(batch))
     i += per_batch
   with open(os.path.join(folder, "batches.meta"), "wb") as f:
-    pickle.dump({b"label_names": [f"c{k}".encode() for k in range(10)]}, f)
+    f.write(py2_pickle({b"label_names": [f"c{k}".encode() for k in range(10)],
+                        b"num_cases_per_batch": b"10000"}))
 
 
 def write_cifar100(folder, layout):
@@ -224,6 +270,34 @@ def test_cifar10_layouts(tmp_path, layout):
     assert record["rgb"].sum() == 6 * i
   validation = read_split(str(tmp_path / "out"), "validation")
   np.testing.assert_array_equal(validation[1]["rgb"][1, 2], [11, 22, 33])
+
+
+class _RunsCode:
+  """What a crafted "CIFAR batch" can hold: unpickling it calls os.system."""
+
+  def __init__(self, marker):
+    self.marker = marker
+
+  def __reduce__(self):
+    return (os.system, ("touch " + self.marker,))
+
+
+@pytest.mark.parametrize("file_name", ["data_batch_1", "batches.meta"])
+def test_a_pickle_that_would_run_code_is_refused_with_one_line(tmp_path, file_name):
+  folder = tmp_path / "cifar-10-batches-py"
+  write_cifar10_py(str(folder))
+  marker = str(tmp_path / "code_ran")
+  with open(folder / file_name, "wb") as f:
+    pickle.dump({b"data": _RunsCode(marker), b"labels": [0], b"label_names": [b"x"]}, f)
+  proc = subprocess.run([sys.executable, "-m", "tfssl.tools.build_tfrecords", "--source=cifar10",
+                         f"--input_dir={tmp_path}", f"--output_dir={tmp_path}/out",
+                         "--train_shards=1", "--validation_shards=1", "--num_workers=1"],
+                        capture_output=True, text=True, timeout=300)
+  assert not os.path.exists(marker), "the pickle ran code"
+  assert proc.returncode != 0 and "Traceback" not in proc.stderr, proc.stderr[-2000:]
+  errors = [l for l in proc.stderr.splitlines() if "refused" in l]
+  assert len(errors) == 1 and file_name in errors[0] and "system" in errors[0], proc.stderr[-2000:]
+  assert not glob.glob(str(tmp_path / "out" / "train-*"))
 
 
 @pytest.mark.parametrize("layout", ["bin", "py"])

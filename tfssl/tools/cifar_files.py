@@ -9,6 +9,8 @@ import pickle
 
 import numpy as np
 
+from tfssl.tools import safe_pickle
+
 CIFAR10_CLASSES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship",
                    "truck"]
 _PIXELS = 32 * 32 * 3
@@ -53,8 +55,11 @@ def _read_binary(path, label_bytes):
 def _read_pickle(path, label_key):
   try:
     with open(path, "rb") as f:
-      batch = pickle.load(f, encoding="bytes")
+      batch = safe_pickle.load(f)
     return np.asarray(batch[b"data"], np.uint8), np.asarray(batch[label_key], np.int64)
+  except safe_pickle.ForbiddenGlobal as e:
+    raise CifarError(f"{path}: refused, not a CIFAR python batch: {e}; use the files from the "
+                     "official archive") from e
   except (OSError, pickle.UnpicklingError, EOFError, KeyError, ValueError, TypeError) as e:
     raise CifarError(f"{path}: not a CIFAR python batch ({e!r}): download it again") from e
 
@@ -68,8 +73,12 @@ def _class_names(dataset, layout, meta_path):
   if layout == "bin":
     with open(meta_path) as f:
       return [line.strip() for line in f if line.strip()]
-  with open(meta_path, "rb") as f:
-    meta = pickle.load(f, encoding="bytes")
+  try:
+    with open(meta_path, "rb") as f:
+      meta = safe_pickle.load(f)
+  except safe_pickle.ForbiddenGlobal as e:
+    raise CifarError(f"{meta_path}: refused, not CIFAR metadata: {e}; use the file from the "
+                     "official archive") from e
   key = b"label_names" if dataset == "cifar10" else b"fine_label_names"
   return [name.decode() for name in meta[key]]
 
