@@ -44,10 +44,29 @@ def differences(losses, one, two, start):
   }
 
 
-def assert_same_training(diff):
+# How far above one replica's own float noise (`spread`) a difference may lie.
+SPREAD_FACTOR = 3.0
+
+
+def tolerances(spread=None):
+  """(loss, layer, update) tolerances: the fixed ones, or SPREAD_FACTOR times what one replica
+  differs from itself when only the order of its sums changes, whichever is larger. Float error
+  that a network amplifies (a ReLU input rounded across the kink, then the steps that follow) is
+  as large between two one-replica runs as between one replica and two; a mistake (unsynchronised
+  statistics, negatives not gathered, a wrong loss scale) is not in the one-replica spread."""
+  loss, layer, update = RTOL, RTOL, UPDATE_RTOL
+  if spread is not None:
+    loss = max(loss, SPREAD_FACTOR * spread["loss_error"])
+    layer = max(layer, SPREAD_FACTOR * spread["worst_layer"][1])
+    update = max(update, SPREAD_FACTOR * spread["update_error"])
+  return loss, layer, update
+
+
+def assert_same_training(diff, spread=None):
   assert all(np.isfinite(diff["losses"]).ravel()), diff
   # The comparison means something only if training changed every layer.
   assert not diff["unmoved"], diff
-  assert diff["loss_error"] <= RTOL, diff
-  assert diff["worst_layer"][1] <= RTOL, diff
-  assert diff["update_error"] <= UPDATE_RTOL, diff
+  loss, layer, update = tolerances(spread)
+  assert diff["loss_error"] <= loss, (diff, spread)
+  assert diff["worst_layer"][1] <= layer, (diff, spread)
+  assert diff["update_error"] <= update, (diff, spread)

@@ -9,6 +9,11 @@ one-replica run and a two-replica run cannot share a process. SPEC holds:
   batch      .npz of the fixed global batch, fed whole to one replica or split in order across N
   init       .npz of initial weights to load, or null to save this run's own to `init_out`
   steps      how many training steps
+  mistake    optional, to prove the comparison can fail: "no_gather" computes SimCLR's NT-Xent
+             over each replica's own negatives only
+  permute    optional: a permutation of the batch's rows, applied to every key before it is fed
+             (the same model in exact arithmetic: every loss and statistic is a mean over rows,
+             only the order of the sums changes)
   out        .npz written at the end: loss_<step>, and w_<i> / name_<i> of every task weight
 """
 
@@ -62,9 +67,20 @@ def distribute(strategy, batch):
   return strategy.experimental_distribute_values_from_function(part)
 
 
+def make_mistake(name):
+  """A deliberately wrong multi-replica run: what the equivalence proof must catch."""
+  if name == "no_gather":
+    from tfssl import losses
+    losses.cross_replica_concat = lambda tensor: tensor
+    losses._global_positions = tf.range  # pylint: disable=protected-access
+  elif name:
+    raise ValueError("unknown mistake %r" % name)
+
+
 def main(spec_path):
   with open(spec_path) as f:
     spec = json.load(f)
+  make_mistake(spec.get("mistake"))
   replicas = int(spec["replicas"])
   config = Config.make(**spec["config"], strategy="mirrored" if replicas > 1 else "default",
                        cpu_replicas=replicas if replicas > 1 else 0)
@@ -79,6 +95,9 @@ def main(spec_path):
     save_weights(task, spec["init_out"])
 
   batch = dict(np.load(spec["batch"]))
+  if spec.get("permute") is not None:
+    order = np.asarray(spec["permute"])
+    batch = {k: v[order] for k, v in batch.items()}
   features = distribute(trainer.strategy, batch)
 
   @tf.function
