@@ -17,8 +17,6 @@ from tfssl.tasks.base import is_decayed
 LR_SCHEDULES = ("piecewise", "cosine")
 LR_SCALINGS = ("linear", "sqrt")
 OPTIMIZERS = ("sgd", "adam", "lars", "larc")
-# Optimizers that apply the weight decay themselves (tasks then add no L2 term to the loss).
-DECAY_INSIDE = ("lars", "larc")
 
 
 @keras.saving.register_keras_serializable(package="tfssl")
@@ -150,8 +148,8 @@ class LARS(keras.optimizers.Optimizer):
   instead). Variables passed to
   `exempt_from_weight_decay` before the build (a net's own exemptions, such as RevNet's stem) keep
   the trust ratio but get no decay, as SimCLR's separate decay / adaptation lists allow. The weight
-  decay lives here, not in the loss, so tasks add no L2 term with LARS (Task.weight_decay_loss
-  returns 0). Keras' own decoupled `weight_decay` is not used.
+  decay lives here, not in the loss: under LARS, Task.weight_decay_loss holds only the L2 of the
+  excluded variables. Keras' own decoupled `weight_decay` is not used.
   """
 
   def __init__(self, learning_rate=0.001, momentum=0.9, weight_decay=0.0, eeta=0.001,

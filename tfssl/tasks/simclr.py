@@ -5,8 +5,9 @@ so BatchNorm sees both (synchronised across replicas with --global_bn), then thr
 projection head (--proj_head_mode none | linear | nonlinear with --num_proj_layers, BN as SimCLR)
 to --proj_out_dim. NT-Xent at --temperature gathers its negatives from every replica
 (losses.nt_xent: the sum of both directions, as SimCLR and the seed). The optional linear probe
-(simclr_probe) adds its loss. Weight decay is the L2 term of Task.weight_decay_loss, which is 0
-under LARS, where the optimizer decays.
+(simclr_probe) adds its loss. Weight decay is the L2 term of Task.weight_decay_loss; under LARS
+the optimizer decays the rest and that term is the probe's kernel L2 alone (SimCLR's
+add_weight_decay), the probe being excluded from LARS.
 """
 
 import keras
