@@ -11,9 +11,10 @@ one-replica run and a two-replica run cannot share a process. SPEC holds:
   steps      how many training steps
   mistake    optional, to prove the comparison can fail: "no_gather" computes SimCLR's NT-Xent
              over each replica's own negatives only
-  permute    optional: a permutation of the batch's rows, applied to every key before it is fed
-             (the same model in exact arithmetic: every loss and statistic is a mean over rows,
-             only the order of the sums changes)
+  permuted   optional {"order": a permutation of the batch's rows, "out": .npz}: after the run,
+             the same run again from the same start on the batch with its rows permuted (the same
+             model in exact arithmetic: every loss and statistic is a mean over rows, only the
+             order of the sums changes), written like `out`
   out        .npz written at the end: loss_<step>, and w_<i> / name_<i> of every task weight
 """
 
@@ -94,27 +95,36 @@ def main(spec_path):
   else:
     save_weights(task, spec["init_out"])
 
-  batch = dict(np.load(spec["batch"]))
-  if spec.get("permute") is not None:
-    order = np.asarray(spec["permute"])
-    batch = {k: v[order] for k, v in batch.items()}
-  features = distribute(trainer.strategy, batch)
+  # The optimizer's starting state (iterations 0, empty slots), to start a second run from it.
+  optimizer_start = [v.numpy() for v in trainer.optimizer.variables]
 
   @tf.function
   def train_step(features):
     trainer.strategy.run(task.train_step, args=(features,))
 
-  losses = {}
-  for step in range(int(spec["steps"])):
-    task.reset_metrics()
-    train_step(features)
-    # Keras metrics are summed over replicas on read, so this is the global batch's mean loss.
-    losses["loss_%d" % step] = float(task.loss_tracker.result())
-  losses["global_step"] = trainer.step
-  save_weights(task, spec["out"])
-  with np.load(spec["out"]) as saved:
-    out = dict(saved)
-  np.savez(spec["out"], **out, **losses)
+  def run(batch, out_path):
+    features = distribute(trainer.strategy, batch)
+    losses = {}
+    for step in range(int(spec["steps"])):
+      task.reset_metrics()
+      train_step(features)
+      # Keras metrics are summed over replicas on read, so this is the global batch's mean loss.
+      losses["loss_%d" % step] = float(task.loss_tracker.result())
+    losses["global_step"] = trainer.step
+    save_weights(task, out_path)
+    with np.load(out_path) as saved:
+      out = dict(saved)
+    np.savez(out_path, **out, **losses)
+
+  batch = dict(np.load(spec["batch"]))
+  run(batch, spec["out"])
+  if spec.get("permuted"):
+    # The same run again from the same start, on the batch with its rows permuted.
+    load_weights(task, spec.get("init") or spec["init_out"])
+    for variable, value in zip(trainer.optimizer.variables, optimizer_start):
+      variable.assign(value)
+    order = np.asarray(spec["permuted"]["order"])
+    run({k: v[order] for k, v in batch.items()}, spec["permuted"]["out"])
   trainer.close()
 
 

@@ -133,7 +133,8 @@ def export_dir(tmp_path_factory, fashion_mnist_dir):
 
 @pytest.fixture(scope="module")
 def one_replica(tmp_path_factory, images, fashion_mnist_dir, export_dir):
-  """task -> (its one-replica run, the run's spec): each task's reference is trained once."""
+  """task -> (its one-replica run, the run's spec, its spread): each task's reference is trained
+  once, and again on its rows permuted (one_replica_spread)."""
   runs = {}
 
   def run(task):
@@ -146,32 +147,24 @@ def one_replica(tmp_path_factory, images, fashion_mnist_dir, export_dir):
       if task == "linear_eval":
         config["hub_module"] = export_dir
       spec = dict(config=config, batch=batch_path, steps=STEPS, init=str(tmp_path / "init.npz"))
+      order = np.random.default_rng(0).permutation(GLOBAL_BATCH).tolist()
+      permuted = dict(order=order, out=str(tmp_path / "permuted.npz"))
       out = run_worker(tmp_path, "one", dict(spec, replicas=1, init=None, init_out=spec["init"],
-                                             out=str(tmp_path / "one.npz")))
-      runs[task] = out, spec
+                                             out=str(tmp_path / "one.npz"), permuted=permuted))
+      with np.load(permuted["out"]) as again:
+        spread = compare(out, dict(again), spec)
+      runs[task] = out, spec, spread
     return runs[task]
 
   return run
 
 
 @pytest.fixture(scope="module")
-def one_replica_spread(tmp_path_factory, one_replica):
+def one_replica_spread(one_replica):
   """task -> how far one replica lands from itself when only the order of its sums changes (the
-  same batch with its rows permuted, from the same initial weights): the float noise floor of
-  that task's comparison on this CPU."""
-  spreads = {}
-
-  def measure(task):
-    if task not in spreads:
-      one, spec = one_replica(task)
-      tmp_path = tmp_path_factory.mktemp(task + "_permuted")
-      order = np.random.default_rng(0).permutation(GLOBAL_BATCH).tolist()
-      permuted = run_worker(tmp_path, "permuted", dict(spec, replicas=1, permute=order,
-                                                       out=str(tmp_path / "permuted.npz")))
-      spreads[task] = compare(one, permuted, spec)
-    return spreads[task]
-
-  return measure
+  same batch with its rows permuted, from the same initial weights, in the reference's process):
+  the float noise floor of that task's comparison on this CPU."""
+  return lambda task: one_replica(task)[2]
 
 
 def two_replicas(tmp_path, spec, **config_overrides):
@@ -195,7 +188,7 @@ def compare(one, two, spec):
 
 @pytest.mark.parametrize("task", sorted(TASKS))
 def test_two_replicas_train_the_same_model_as_one(tmp_path, task, one_replica, one_replica_spread):
-  one, spec = one_replica(task)
+  one, spec, _ = one_replica(task)
   two = two_replicas(tmp_path, spec)
   assert int(one["global_step"]) == int(two["global_step"]) == STEPS
   equivalence.assert_same_training(compare(one, two, spec), one_replica_spread(task))
@@ -210,7 +203,7 @@ def test_the_comparison_sees_a_wrong_two_replica_run(tmp_path, task, mistake, on
                                                       one_replica_spread):
   # Each replica normalising by its own half of the batch, or contrasting against its own half
   # only, is a different model: the proof above must tell, above the one-replica spread it allows.
-  one, spec = one_replica(task)
+  one, spec, _ = one_replica(task)
   if "mistake" in mistake:
     spec = dict(spec, mistake=mistake["mistake"])
     two = two_replicas(tmp_path, spec)

@@ -116,10 +116,11 @@ def test_flagfiles_hold_the_seed_settings(repo_root, fashion_mnist_dir):
   assert (mindspore.architecture, mindspore.proj_hidden_dim, mindspore.proj_out_dim,
           mindspore.num_proj_layers, mindspore.use_blur) == ("cifar_resnet50", 2048, 128, 2, False)
   simclr = config_from_flagfile(flagfile("imagenet.cfg"))
-  assert (simclr.batch_size, simclr.optimizer, simclr.lr, simclr.lr_scale_batch_size,
+  # SimCLR v2's README command (tests/test_flagfiles.py checks the rest of the recipe).
+  assert (simclr.batch_size, simclr.optimizer, simclr.lr, simclr.learning_rate_scaling,
           simclr.weight_decay, simclr.epochs, simclr.warmup_epochs, simclr.lr_schedule,
           simclr.temperature, simclr.architecture, simclr.mode) == (
-              4096, "lars", 0.3, 256, 1e-6, 100, 10, "cosine", 0.1, "resnet50", "v1")
+              4096, "lars", 0.075, "sqrt", 1e-4, 100, 10, "cosine", 0.1, "resnet50", "v1")
   for name in ("cifar10.cfg", "imagenet.cfg", "fashion_mnist.cfg"):
     validate(config_from_flagfile(flagfile(name), workdir="/unused", dataset_dir=fashion_mnist_dir))
 

@@ -144,7 +144,7 @@ def test_flagfiles_hold_the_seed_settings(repo_root, fashion_mnist_dir):
   swav = config_from_flagfile(flagfile("imagenet.cfg"))
   assert (swav.epochs, swav.batch_size, swav.optimizer, swav.lr, swav.lr_scale_batch_size,
           swav.weight_decay, swav.warmup_epochs, swav.lr_schedule) == (
-              800, 4096, "lars", 4.8, 4096, 1e-6, 10, "cosine")
+              800, 4096, "larc", 4.8, 4096, 1e-6, 10, "cosine")
   assert (swav.nmb_crops_list, swav.size_crops_list, swav.min_scale_crops_list,
           swav.max_scale_crops_list, swav.crops_for_assign_list) == (
               (2, 6), (224, 96), (0.14, 0.05), (1.0, 0.14), (0, 1))
