@@ -281,3 +281,30 @@ def test_byol_views_use_the_additive_brightness(monkeypatch):
   simclr = [(s, a) for s, a in seen if s == augment.simclr_strengths(1.0)]
   assert byol and all(a for _, a in byol)
   assert simclr and not any(a for _, a in simclr)
+
+
+def _byol_views(seeds, image):
+  ds = tf.data.Dataset.range(seeds).map(
+      lambda s: get_preprocess_fn("byol_augment", Config.make(image_size=32), True)(
+          {"image": tf.constant(image), "label": tf.constant(0)},
+          seed=tf.stack([s, tf.constant(11, tf.int64)]))["image"])
+  return np.stack([v.numpy() for v in ds.batch(100)]).reshape(-1, 2, 32, 32, 3)
+
+
+def test_byol_views_grayscale_and_solarise_at_the_papers_rates():
+  # BYOL's table 6: grayscale p = 0.2 on both views, solarisation p = 0 (view 1) and 0.2 (view 2).
+  # A colourful image with a white band: a grayscale view has R = G = B; a solarised view has no
+  # value above 0.5 (x >= 0.5 becomes 1 - x), which an unsolarised one keeps in the band unless
+  # the jitter darkened it, a false-positive rate view 1 measures.
+  image = np.zeros([28, 28, 3], np.uint8)
+  image[:, :, 0] = np.linspace(0, 255, 28).astype(np.uint8)[None]
+  image[:, :, 1] = np.linspace(255, 0, 28).astype(np.uint8)[:, None]
+  image[:, :, 2] = 60
+  image[10:18] = 255
+  views = _byol_views(400, image)
+  gray = np.all(np.abs(views - views[..., :1]) < 1e-5, axis=(2, 3, 4))  # [N, 2]
+  dark = views.max(axis=(2, 3, 4)) <= 0.5 + 1e-6
+  for v in range(2):
+    assert abs(gray[:, v].mean() - 0.2) < 0.07, gray.mean(0)  # binomial sd 0.02
+  solarised = dark[:, 1].mean() - dark[:, 0].mean()
+  assert abs(solarised - 0.2) < 0.08, dark.mean(0)
