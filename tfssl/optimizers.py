@@ -136,8 +136,24 @@ class MomentumSGD(keras.optimizers.SGD):
     self.assign_sub(variable, ops.multiply(accum, lr))
 
 
+class _ExemptsFromDecay(keras.optimizers.Optimizer):
+  """An optimizer that applies weight decay itself and can be told, before it is built, which
+  variables to leave undecayed (the nets' own exemptions, such as RevNet's stem)."""
+
+  def __init__(self, **kwargs):
+    super().__init__(**kwargs)
+    self._exempt = set()
+
+  def exempt_from_weight_decay(self, variables):
+    """No weight decay (trust ratio kept) for these variables; call before build()."""
+    if self.built:
+      raise RuntimeError("%s.exempt_from_weight_decay must be called before the optimizer is built"
+                         % type(self).__name__)
+    self._exempt.update(id(v) for v in variables)
+
+
 @keras.saving.register_keras_serializable(package="tfssl")
-class LARS(keras.optimizers.Optimizer):
+class LARS(_ExemptsFromDecay):
   """SimCLR's LARS (lars_optimizer.py, classic momentum), for Keras 3.
 
   For each variable: g += weight_decay * w; trust = eeta * ||w|| / ||g|| when both norms are > 0,
@@ -159,14 +175,7 @@ class LARS(keras.optimizers.Optimizer):
     self.lars_weight_decay = float(weight_decay or 0.0)
     self.eeta = float(eeta)
     self.nesterov = bool(nesterov)
-    self._exempt = set()
     self._excluded = set()
-
-  def exempt_from_weight_decay(self, variables):
-    """No weight decay (trust ratio kept) for these variables; call before build()."""
-    if self.built:
-      raise RuntimeError("LARS.exempt_from_weight_decay must be called before the optimizer is built")
-    self._exempt.update(id(v) for v in variables)
 
   def exclude_from_adaptation(self, variables):
     """Neither trust ratio nor weight decay for these variables (plain momentum); before build()."""
@@ -215,7 +224,7 @@ class LARS(keras.optimizers.Optimizer):
 
 
 @keras.saving.register_keras_serializable(package="tfssl")
-class LARC(keras.optimizers.Optimizer):
+class LARC(_ExemptsFromDecay):
   """apex's LARC(clip=False) around torch's SGD(momentum, weight_decay): SwAV's optimiser.
 
   For every variable with a gradient, BatchNorm parameters and biases included:
@@ -234,12 +243,6 @@ class LARC(keras.optimizers.Optimizer):
     self.momentum = float(momentum)
     self.larc_weight_decay = float(weight_decay or 0.0)
     self.eeta = float(eeta)
-    self._exempt = set()
-
-  def exempt_from_weight_decay(self, variables):
-    if self.built:
-      raise RuntimeError("LARC.exempt_from_weight_decay must be called before the optimizer is built")
-    self._exempt.update(id(v) for v in variables)
 
   def build(self, variables):
     if self.built:
@@ -304,7 +307,7 @@ def build_optimizer(config, schedule, no_weight_decay=(), not_adapted=()):
   else:
     raise ValueError("unknown --optimizer %r: use one of %s" % (config.optimizer,
                                                                 ", ".join(OPTIMIZERS)))
-  if no_weight_decay and isinstance(optimizer, (LARS, LARC)):
+  if no_weight_decay and isinstance(optimizer, _ExemptsFromDecay):
     optimizer.exempt_from_weight_decay(no_weight_decay)
   if config.precision == "mixed_float16":
     optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
