@@ -7,7 +7,7 @@ import tensorflow as tf
 from PIL import Image, ImageFilter, ImageOps, ImageEnhance
 
 from tfssl.config import Config
-from tfssl.data import augment
+from tfssl.data import ava_views, multi_crop, randaugment, simclr_views, view_ops
 from tfssl.data.preprocess import get_preprocess_fn
 
 RNG = np.random.RandomState(0)
@@ -65,29 +65,29 @@ def test_multi_crop_groups_by_size_in_flag_order():
   assert np.abs(out["crops_16"][0] - out["crops_16"][1]).mean() > 0.01
   config = Config.make(nmb_crops="1,2,3", size_crops="32,16,32", min_scale_crops="0.1,0.1,0.1",
                        max_scale_crops="1,1,1")
-  groups = augment.crop_groups(config)
+  groups = multi_crop.crop_groups(config)
   assert [(key, sum(n for n, _, _ in parts)) for key, _, parts in groups] == [("crops_32", 4),
                                                                                ("crops_16", 2)]
-  assert augment.num_crops(config) == 6
+  assert multi_crop.num_crops(config) == 6
   evaluated = _run("multi_crop", False, **SWAV)
   assert evaluated["image"].shape == (32, 32, 3)
 
 
 def test_multi_crop_rejects_mismatched_lists():
   with pytest.raises(ValueError, match="same number"):
-    augment.crop_groups(Config.make(nmb_crops="2,6", size_crops="224"))
+    multi_crop.crop_groups(Config.make(nmb_crops="2,6", size_crops="224"))
 
 
 def test_ava_views_are_three_normalised_views_and_eval_is_normalize_only():
   out = _run("ava_views", True, image_size=32)["image"]
   assert out.shape == (3, 32, 32, 3)
-  low = (0 - np.array(augment.CIFAR_MEAN)) / np.array(augment.CIFAR_STD)
-  high = (1 - np.array(augment.CIFAR_MEAN)) / np.array(augment.CIFAR_STD)
+  low = (0 - np.array(ava_views.CIFAR_MEAN)) / np.array(ava_views.CIFAR_STD)
+  high = (1 - np.array(ava_views.CIFAR_MEAN)) / np.array(ava_views.CIFAR_STD)
   assert np.all(out >= low - 1e-5) and np.all(out <= high + 1e-5)
   assert np.abs(out[0] - out[2]).mean() > 0.01
   image = RNG.randint(0, 256, size=(32, 32, 3)).astype(np.uint8)
   evaluated = _run("ava_views", False, image=image)["image"]
-  expected = (image / 255.0 - np.array(augment.CIFAR_MEAN)) / np.array(augment.CIFAR_STD)
+  expected = (image / 255.0 - np.array(ava_views.CIFAR_MEAN)) / np.array(ava_views.CIFAR_STD)
   np.testing.assert_allclose(evaluated, expected, atol=1e-4)
 
 
@@ -95,8 +95,8 @@ def test_ava_views_are_three_normalised_views_and_eval_is_normalize_only():
 
 def test_zero_strength_jitter_is_identity_and_grayscale_uses_luma():
   x = tf.constant(RNG.rand(8, 8, 3).astype(np.float32))
-  np.testing.assert_allclose(augment.color_jitter(x, 0, 0, 0, 0), x.numpy(), atol=1e-6)
-  gray = augment.to_grayscale(x).numpy()
+  np.testing.assert_allclose(view_ops.color_jitter(x, 0, 0, 0, 0), x.numpy(), atol=1e-6)
+  gray = view_ops.luma_grayscale(x).numpy()
   luma = x.numpy() @ np.array([0.2989, 0.587, 0.114])
   for c in range(3):
     np.testing.assert_allclose(gray[..., c], luma, atol=1e-3)
@@ -104,7 +104,7 @@ def test_zero_strength_jitter_is_identity_and_grayscale_uses_luma():
 
 def test_brightness_is_multiplicative():
   x = tf.constant(RNG.rand(8, 8, 3).astype(np.float32) * 0.5)
-  out = augment.color_jitter(x, 0.5, 0, 0, 0).numpy()
+  out = view_ops.color_jitter(x, 0.5, 0, 0, 0).numpy()
   ratio = out / x.numpy()
   assert 0.5 <= ratio.mean() <= 1.5
   np.testing.assert_allclose(ratio, ratio.mean(), rtol=1e-4)
@@ -121,14 +121,14 @@ def test_gaussian_blur_is_the_separable_kernel_with_zero_padding():
   for i in range(9):
     for j in range(9):
       expected[i, j] = np.einsum("a,b,abc->c", k, k, padded[i:i + 5, j:j + 5])
-  out = augment.gaussian_blur(tf.constant(x), sigma, size).numpy()
+  out = view_ops.gaussian_blur(tf.constant(x), sigma, size).numpy()
   np.testing.assert_allclose(out, expected, atol=1e-5)
 
 
 # ---- RandAugment against PIL, on uint8-valued images ----
 
 def _op(name):
-  return {n: fn for n, fn, _, _ in augment.RANDAUGMENT_OPS}[name]
+  return {n: fn for n, fn, _, _ in randaugment.RANDAUGMENT_OPS}[name]
 
 
 def _tf(image, name, value=0.0):
@@ -150,7 +150,7 @@ def test_parameterless_ops_match_pil(name, pil):
 def test_magnitude_ops_match_pil_at_m10():
   image = RNG.randint(0, 256, size=(16, 16, 3)).astype(np.uint8)
   pil = Image.fromarray(image)
-  value = lambda low, high: augment.randaugment_value(10, low, high)
+  value = lambda low, high: randaugment.randaugment_value(10, low, high)
   np.testing.assert_array_equal(_tf(image, "Posterize", value(0, 4)),
                                 np.asarray(ImageOps.posterize(pil, 1), np.float32))
   np.testing.assert_array_equal(_tf(image, "Solarize", value(0, 256)),
@@ -201,12 +201,12 @@ def test_cutout_paints_one_grey_square():
 
 def test_randaugment_picks_ops_by_index_and_keeps_uint8_values():
   image = RNG.randint(0, 256, size=(16, 16, 3)).astype(np.float32)
-  invert = augment.apply_randaugment_op(tf.constant(image), tf.constant(2), 10).numpy()
+  invert = randaugment.apply_randaugment_op(tf.constant(image), tf.constant(2), 10).numpy()
   np.testing.assert_array_equal(invert, 255.0 - image)
-  out = augment.randaugment(tf.constant(image), 2, 10).numpy()
+  out = randaugment.randaugment(tf.constant(image), 2, 10).numpy()
   assert out.shape == image.shape
   assert out.min() >= 0 and out.max() <= 255 and np.array_equal(out, np.round(out))
-  assert len(augment.RANDAUGMENT_OPS) == 18
+  assert len(randaugment.RANDAUGMENT_OPS) == 18
 
 
 @pytest.mark.parametrize("multi_view, single_view, config", [
@@ -226,19 +226,26 @@ def test_single_view_counterparts_give_the_multi_view_ops_eval_image_in_both_mod
                                   expected)
 
 
+def check_single_view(chain):
+  """The one views check (tasks/views.py), as validate runs it for --task=linear_eval."""
+  from tfssl.tasks.linear_eval import LinearEval
+  from tfssl.tasks.views import check_chain_views
+  check_chain_views(LinearEval, "linear_eval", Config.make(preprocessing=chain))
+
+
 def test_multi_view_chains_are_refused_where_one_view_is_trained():
   with pytest.raises(ValueError, match="ava_views makes several augmented views.*"
                                        "--preprocessing=ava_eval_view"):
-    augment.check_single_view("ava_views", "linear_eval")
+    check_single_view("ava_views")
   with pytest.raises(ValueError, match="multi_crop makes several"):
-    augment.check_single_view("to_gray, multi_crop", "linear_eval")
-  augment.check_single_view("resize,crop_patches,standardization", "linear_eval")  # patches: fine
+    check_single_view("to_gray, multi_crop")
+  check_single_view("resize,crop_patches,standardization")  # patches: fine
 
 
 def _brightness_only(image, additive, seed):
-  from tfssl.data import preprocess
-  with preprocess._SeedScope(tf.constant(seed, tf.int64)):  # pylint: disable=protected-access
-    return augment.color_jitter(tf.constant(image), 0.4, 0.0, 0.0, 0.0,
+  from tfssl.data import randomness
+  with randomness.SeedScope(tf.constant(seed, tf.int64)):
+    return view_ops.color_jitter(tf.constant(image), 0.4, 0.0, 0.0, 0.0,
                                 additive_brightness=additive).numpy()
 
 
@@ -268,17 +275,17 @@ def test_byol_brightness_adds_a_delta_where_simclr_multiplies():
 
 def test_byol_views_use_the_additive_brightness(monkeypatch):
   seen = []
-  real = augment.color_jitter
+  real = view_ops.color_jitter
 
   def spy(image, *strengths, additive_brightness=False):
     seen.append((strengths, additive_brightness))
     return real(image, *strengths, additive_brightness=additive_brightness)
 
-  monkeypatch.setattr(augment, "color_jitter", spy)
+  monkeypatch.setattr(view_ops, "color_jitter", spy)
   _run("byol_augment", True, image_size=32)
   _run("simclr_augment", True, image_size=32)
-  byol = [(s, a) for s, a in seen if s == augment.BYOL_STRENGTHS]
-  simclr = [(s, a) for s, a in seen if s == augment.simclr_strengths(1.0)]
+  byol = [(s, a) for s, a in seen if s == simclr_views.BYOL_STRENGTHS]
+  simclr = [(s, a) for s, a in seen if s == view_ops.simclr_strengths(1.0)]
   assert byol and all(a for _, a in byol)
   assert simclr and not any(a for _, a in simclr)
 

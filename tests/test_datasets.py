@@ -10,6 +10,7 @@ import tensorflow as tf
 
 from tfssl.config import Config
 from tfssl.data import datasets
+from tfssl.data import dataset_spec
 from tfssl.data import tfrecord
 
 
@@ -58,7 +59,7 @@ def config(folder, **overrides):
 
 
 def test_val_shard_rule_scales_imagenets_40_of_1024():
-  assert [datasets.val_shard_count(n) for n in (1024, 10, 25, 26, 100, 2)] == [40, 1, 1, 2, 4, 1]
+  assert [dataset_spec.val_shard_count(n) for n in (1024, 10, 25, 26, 100, 2)] == [40, 1, 1, 2, 4, 1]
 
 
 def test_manifest_splits_and_exact_counts(tmp_path):
@@ -66,7 +67,7 @@ def test_manifest_splits_and_exact_counts(tmp_path):
   write_manifest(folder, {"train": [7, 6, 6, 6, 6, 6, 6, 6, 6, 5], "validation": [3, 4]})
   spec = datasets.get_dataset("tfrecord", folder)
   assert (spec.num_classes, spec.label_offset) == (10, 1)
-  counts = {s: spec.count(s) for s in datasets.SPLITS}
+  counts = {s: spec.count(s) for s in dataset_spec.SPLITS}
   assert counts == {"train": 55, "val": 5, "trainval": 60, "test": 7}
   for split, info in write_manifest(folder, {"train": [1] * 10, "validation": [1, 1]}).items():
     for shard in info["shards"]:
@@ -94,9 +95,9 @@ def test_imagenet_names_and_the_original_counts(tmp_path):
     open(os.path.join(folder, "validation-%05d-of-00128" % i), "w").close()
   spec = datasets.get_dataset("imagenet", folder)
   assert (spec.num_classes, spec.label_offset) == (1000, 1)
-  assert {s: spec.count(s) for s in datasets.SPLITS} == {
+  assert {s: spec.count(s) for s in dataset_spec.SPLITS} == {
       "train": 1231121, "val": 50046, "trainval": 1281167, "test": 50000}
-  names = {s: [os.path.basename(f) for f in spec.files(s)] for s in datasets.SPLITS}
+  names = {s: [os.path.basename(f) for f in spec.files(s)] for s in dataset_spec.SPLITS}
   assert names["train"] == ["train-%05d-of-01024" % i for i in range(984)]
   assert names["val"] == ["train-%05d-of-01024" % i for i in range(984, 1024)]
   assert names["trainval"] == names["train"] + names["val"]

@@ -7,7 +7,8 @@ import tensorflow as tf
 
 from tfssl.config import Config
 from tfssl.tasks.base import TaskContext
-from tfssl.tasks.exemplar import Exemplar, exemplar_labels, flatten_crops, nearest_image_scores
+from tfssl.tasks.exemplar import Exemplar, exemplar_labels, nearest_image_scores
+from tfssl.tasks.views import merge_views as flatten_crops
 from real_training import losses_on_one_real_batch
 
 

@@ -12,7 +12,8 @@ from tfssl.config import Config
 from tfssl.models import get_net
 from tfssl.models.export import ExportModule, load_export, save_export
 from tfssl.tasks.base import TaskContext
-from tfssl.tasks.finetune import AFTER_BLOCKS, Finetune, block_of, block_of_paths, variable_paths
+from tfssl.models.export_graph import AFTER_BLOCKS, block_of, block_of_paths, variable_paths
+from tfssl.tasks.finetune import Finetune
 
 NUM_CLASSES = 5
 SIZE = 32

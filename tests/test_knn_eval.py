@@ -1,4 +1,4 @@
-"""--task=knn_eval on an export and on a workdir's checkpoint, against a NumPy weighted-kNN vote
+"""The knn_eval command on an export and on a workdir's checkpoint, against a NumPy weighted-kNN vote
 over the same features, on a 300-image cut of the real Fashion-MNIST records."""
 
 import json
@@ -107,11 +107,11 @@ class Pixels(keras.Model):
 
 def test_knn_eval_on_an_export_is_the_weighted_vote(tiny_dir, tmp_path):
   from tfssl.models.export import ExportModule, save_export
-  from tfssl.trainer import Trainer
+  from tfssl.tools import knn_eval
   export_dir = save_export(ExportModule(Pixels(), input_shape=(None, 32, 32, 3)),
                            str(tmp_path / "pixels"))
   config = knn_config(tiny_dir, str(tmp_path), hub_module=export_dir)
-  results = Trainer(config).train()
+  results = knn_eval.run(config)
   data = config.replace(preprocessing="center_crop_resize")
   bank, bank_labels = _features(data, "train", export_dir)
   queries, query_labels = _features(data, "val", export_dir)
@@ -127,16 +127,15 @@ def test_knn_eval_on_an_export_is_the_weighted_vote(tiny_dir, tmp_path):
 
 def test_knn_eval_restores_the_checkpoint_the_trainer_wrote(tiny_dir, pretrained, tmp_path):
   from tfssl.models.export import load_export
-  from tfssl.tasks.knn_eval import KnnEval
-  from tfssl.trainer import Trainer
+  from tfssl.tools import knn_eval
   train_config, export_dir = pretrained
   config = knn_config(tiny_dir, train_config.workdir, knn_end_point="block4")
-  trainer = Trainer(config)
-  representation, restored_config = KnnEval(config, None)._checkpoint(trainer)
+  restored = knn_eval.load_representation(config)
+  representation, restored_config = restored.fn, restored.config
   assert restored_config.task == "simclr" and restored_config.preprocessing == "simclr_augment"
   images = tf.random.uniform([4, 32, 32, 3], seed=1)
   expected = load_export(export_dir).representation(images, training=False)
-  got = representation(images, training=False)
+  got = representation(images)
   for name in ("block4", "pre_logits", "proj_head_output"):
     want = expected[name].numpy()
     assert 1e-3 < np.abs(want).max() < 1e3, (name, np.abs(want).max())
@@ -144,12 +143,12 @@ def test_knn_eval_restores_the_checkpoint_the_trainer_wrote(tiny_dir, pretrained
     # order of float32 sums by ~1e-6.
     np.testing.assert_allclose(got[name].numpy(), want, rtol=1e-4,
                                atol=1e-4 * np.abs(want).max(), err_msg=name)
-  results = trainer.train()
+  results = knn_eval.run(config)
   assert set(results) == {"knn_top1_block4", "knn_top5_block4"}
   assert 0.0 <= results["knn_top1_block4"] <= results["knn_top5_block4"] <= 1.0
 
 
 def test_knn_eval_without_a_representation_says_what_to_pass(tiny_dir, tmp_path):
-  from tfssl.trainer import Trainer
+  from tfssl.tools import knn_eval
   with pytest.raises(ValueError, match="hub_module"):
-    Trainer(knn_config(tiny_dir, str(tmp_path))).train()
+    knn_eval.run(knn_config(tiny_dir, str(tmp_path)))

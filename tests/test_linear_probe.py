@@ -35,6 +35,6 @@ def test_small_and_flat_taps_pass_through():
 
 
 def test_max_pooling_uses_the_originals_kernel():
-  # ResNet x3 block4 (reference A6): 7x7x6144 -> kernel = stride = ceil(sqrt(301056 / 9000)) = 6.
+  # ResNet x3 block4 (the original's linear_eval.py pooling): 7x7x6144 -> kernel = stride = ceil(sqrt(301056 / 9000)) = 6.
   pooled = linear_probe.pool_tap(tf.ones([1, 7, 7, 6144]), "max")
   assert pooled.shape == (1, 1, 1, 6144)

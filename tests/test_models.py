@@ -16,7 +16,7 @@ from tfssl.models.layers import FixedPaddingConv, FixedPaddingMaxPool  # noqa: E
 from tfssl.models.resnet import BottleneckV1, BottleneckV2  # noqa: E402
 from tfssl.models.revnet import PoolAndDoubleChannels, ReversibleUnit  # noqa: E402
 from tfssl.models.vgg import ConvBNReLU  # noqa: E402
-from tfssl.tasks.base import is_decayed  # noqa: E402
+from tfssl.models.weight_decay import is_decayed  # noqa: E402
 
 RESNET_NAMES = ("after_root", "block1", "block2", "block3", "block4", "pre_logits", "logits")
 
@@ -241,9 +241,9 @@ def test_v1_without_last_relu_raises():
 
 
 def test_factory_knows_every_architecture_the_flags_accept():
-  from tfssl.config import KNOWN_ARCHITECTURES
+  from tfssl.config import flag_spec
   from tfssl.models import ARCHITECTURES
-  assert set(ARCHITECTURES) == set(KNOWN_ARCHITECTURES)
+  assert set(ARCHITECTURES) == set(flag_spec("architecture").allowed())
 
 
 def test_unknown_architecture_and_mode_raise():
@@ -464,3 +464,30 @@ def test_mlp_and_linear_heads_by_hand():
   out = linear(x).numpy()
   linear.dense.bias.assign([1.0, 2.0, 3.0, 4.0])
   np.testing.assert_allclose(linear(x).numpy(), out + [1.0, 2.0, 3.0, 4.0], rtol=1e-6)
+
+
+# One of each net class (cifar_resnet50 is the SmallResNet of cifar_resnet18 and resnet18).
+@pytest.mark.parametrize("architecture", ["resnet50", "revnet50", "vgg19", "cifar_resnet18", "resnet18"])
+def test_every_net_keeps_the_blocks_convention_fine_tuning_reads(architecture, tmp_path):
+  """models/export_graph.py: stages in order in `blocks`, the stem in root_conv/root_bn. Through a
+  saved export's object graph, as fine-tuning reads it, every variable falls in the stem, one
+  block, or after the blocks, and block i holds exactly the variables of net.blocks[i - 1]."""
+  from tfssl.models import ARCHITECTURES
+  from tfssl.models.export import ExportModule, load_export, save_export
+  from tfssl.models.export_graph import AFTER_BLOCKS, block_of_paths, variable_paths
+  assert architecture in ARCHITECTURES
+  net = get_net(architecture, 10, filters_factor=1)
+  size = 64 if architecture == "vgg19" else 32
+  net(_images(size))
+  assert isinstance(net.blocks, list) and len(net.blocks) == (5 if architecture == "vgg19" else 4)
+  loaded = load_export(save_export(ExportModule(net, input_shape=(None, size, size, 3)),
+                                   str(tmp_path / "export"))).module
+  paths = variable_paths(loaded)
+  counts = {}
+  for v in loaded.variable_list:
+    place = block_of_paths(paths[v.ref()])
+    counts[place] = counts.get(place, 0) + 1
+  assert set(counts) - {0, AFTER_BLOCKS} == set(range(1, len(net.blocks) + 1)), sorted(counts)
+  assert (0 in counts) == (architecture != "vgg19")  # the stem (VGG's first block is its stem)
+  for i, block in enumerate(net.blocks):
+    assert counts[i + 1] == len(block.variables), (i, counts)

@@ -185,6 +185,7 @@ def test_killed_run_resumes_where_it_stopped(tmp_path, fashion_mnist_dir):
      "simclr_augment makes several augmented views of each image in training"),
     (["--task=finetune", "--hub_module=/x", "--preprocessing=resize,multi_crop"],
      "multi_crop makes several augmented views"),
+    (["--task=jigsaw", "--preprocessing=resize,standardization"], "put crop_patches in the chain"),
 ])
 def test_bad_flags_exit_2_with_one_clear_line(args, message, tmp_path, fashion_mnist_dir):
   base = ["--workdir=" + str(tmp_path / "w"), "--dataset=fashion_mnist", "--dataset_dir=" + fashion_mnist_dir,

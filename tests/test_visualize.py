@@ -12,7 +12,9 @@ import pytest
 from PIL import Image
 
 from tfssl.config import Config
+from tfssl.evaluation.knn import nearest_neighbours
 from tfssl.tools import visualize
+from tfssl.workdir import training_config
 
 pytestmark = pytest.mark.slow
 
@@ -63,7 +65,7 @@ def test_curves_of_a_workdir_without_summaries_is_a_clear_error(tmp_path):
 
 
 def test_retrieval_grid_marks_wrong_class_neighbours(workdir, tmp_path):
-  config = visualize.load_config(workdir)
+  config = training_config(workdir)
   result = visualize.retrieval_grid(workdir, config, str(tmp_path / "retrieval.png"), num_queries=3,
                                     bank_size=300)
   assert result["source"] == os.path.join(workdir, "export", "4")
@@ -77,7 +79,7 @@ def test_retrieval_grid_marks_wrong_class_neighbours(workdir, tmp_path):
 def test_retrieval_falls_back_to_the_checkpoint(workdir, tmp_path):
   copy = str(tmp_path / "no_export")
   shutil.copytree(workdir, copy, ignore=shutil.ignore_patterns("export"))
-  config = visualize.load_config(copy)
+  config = training_config(copy)
   assert config.workdir == copy
   fn, source = visualize.representation_fn(copy, config)
   assert os.path.basename(source) == "ckpt-4"
@@ -86,7 +88,7 @@ def test_retrieval_falls_back_to_the_checkpoint(workdir, tmp_path):
 
 
 def test_rotation_batch_shows_the_four_rotations(workdir, tmp_path):
-  config = visualize.load_config(workdir)
+  config = training_config(workdir)
   path = visualize.batch_picture(config, str(tmp_path / "batch.png"), num_images=3)
   assert size_of(path) == (4 * 120, 3 * 120)
 
@@ -128,7 +130,7 @@ def test_queries_take_the_classes_in_turn():
 
 def test_nearest_neighbours_by_cosine():
   bank = np.array([[1, 0], [0, 1], [10, 1], [-1, 0]], np.float32)
-  found = visualize.nearest_neighbours(bank, np.array([[2, 0]], np.float32), k=3)
+  _, found = nearest_neighbours(bank, np.array([[2, 0]], np.float32), k=3)
   assert list(found[0]) == [0, 2, 1]
 
 

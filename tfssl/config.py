@@ -10,17 +10,10 @@ get a `Config`.  `Config.make(**overrides)` builds one without absl, for tests a
 """
 
 import dataclasses
+import importlib
 import json
 from typing import Optional, Tuple
 
-# Names that the registries also know; kept here so flag validation needs no TF import.
-KNOWN_TASKS = (
-    "supervised", "rotation", "exemplar", "jigsaw", "relative_patch_location",
-    "simclr", "byol", "swav", "ava", "linear_eval", "finetune", "knn_eval",
-)
-KNOWN_ARCHITECTURES = ("resnet50", "revnet50", "vgg19", "cifar_resnet18", "cifar_resnet50", "resnet18")
-KNOWN_STRATEGIES = ("auto", "default", "one_device", "mirrored", "multi_worker", "tpu")
-KNOWN_PRECISIONS = ("fp32", "mixed_float16", "mixed_bfloat16")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -30,6 +23,17 @@ class FlagSpec:
   default: object  # the *declared* default (None for most original flags)
   help: str
   effective: object = None  # default applied in code when the flag is None
+  # "module:attribute" of the registry that owns the flag's values (a tuple of names, or a
+  # function returning them); resolved only when validating, so declaring flags imports nothing.
+  choices: Optional[str] = None
+
+  def allowed(self):
+    """The values the owning registry knows now (registrations included); None if any value goes."""
+    if self.choices is None:
+      return None
+    module, attribute = self.choices.split(":")
+    names = getattr(importlib.import_module(module), attribute)
+    return tuple(names() if callable(names) else names)
 
 
 _ORIGINAL = (
@@ -39,7 +43,8 @@ _ORIGINAL = (
              "tfssl defaults to False and --use_tpu is a synonym of --strategy=tpu.)"),
     FlagSpec("run_eval", "bool", False, "Run eval mode"),
     FlagSpec("tpu_worker_name", "string", "tpu_worker", "Name of a TPU worker."),
-    FlagSpec("dataset", "string", None, "Which dataset to use, typically `imagenet`."),
+    FlagSpec("dataset", "string", None, "Which dataset to use, typically `imagenet`.",
+             choices="tfssl.data.datasets:known_datasets"),
     FlagSpec("dataset_dir", "string", None, "Location of the dataset files."),
     FlagSpec("eval_batch_size", "integer", None, "Optional different batch-size evaluation, defaults to the "
              "same as `batch_size`."),
@@ -54,8 +59,8 @@ _ORIGINAL = (
              "Can contain `None`.", "None,None,None,3"),
     FlagSpec("signature", "string", None, "The name of the tensor to use as representation for evaluation. "
              "Just leave to default.", "representation"),
-    FlagSpec("task", "string", None, "Which pretext-task to learn from. Can be one of "
-             + ", ".join("`%s`" % t for t in KNOWN_TASKS) + "."),
+    FlagSpec("task", "string", None, "Which pretext-task to learn from (a name in the task registry, "
+             "tfssl/tasks/__init__.py), or the `knn_eval` command.", choices="tfssl.tasks:task_names"),
     FlagSpec("train_split", "string", None, "Which dataset split to train on. Should only be `train` "
              "(default) or `trainval`.", "train"),
     FlagSpec("val_split", "string", None, "Which dataset split to eval on. Should only be `val` (default) "
@@ -73,21 +78,24 @@ _ORIGINAL = (
     FlagSpec("splits_per_side", "integer", None, "For the `crop_patches` preprocessor, how many times to "
              "split a side. For example, 3 will result in 3x3=9 patches.", 3),
     FlagSpec("eval_model", "string", None, "Whether to perform evaluation with a `linear` (default) model, "
-             "or with an `mlp` model.", "linear"),
+             "or with an `mlp` model.", "linear", choices="tfssl.tasks.linear_eval:EVAL_MODELS"),
     FlagSpec("hub_module", "string", None, "Folder where the hub module that should be evaluated is stored."),
     FlagSpec("pool_mode", "string", None, "When running evaluation on intermediate layers (not logits) of "
              "the network, it is commonplace to pool the features down to 9000. This decides the pooling "
-             "method to be used: `adaptive_max` (default), `adaptive_avg`, `max`, or `avg`.", "adaptive_max"),
+             "method to be used: `adaptive_max` (default), `adaptive_avg`, `max`, or `avg`.", "adaptive_max",
+             choices="tfssl.evaluation.linear_probe:POOL_MODES"),
     FlagSpec("combine_patches", "string", None, "When running evaluation on patch models, it is used to "
              "merge patch representations to the full image representation. The value should be set to "
-             "`avg_pool` (default), `max_pool` or `concat`.", "avg_pool"),
-    FlagSpec("architecture", "string", None, "Which basic network architecture to use. One of "
-             + ", ".join(KNOWN_ARCHITECTURES) + "."),
+             "`avg_pool` (default), `max_pool` or `concat`.", "avg_pool",
+             choices="tfssl.evaluation.linear_probe:COMBINE_MODES"),
+    FlagSpec("architecture", "string", None, "Which basic network architecture to use (a name in "
+             "tfssl/models/factory.py's ARCHITECTURES).", choices="tfssl.models.factory:ARCHITECTURES"),
     FlagSpec("filters_factor", "integer", None, "Widening factor for network filters. For ResNet, default "
              "= 4 = vanilla ResNet."),
     FlagSpec("last_relu", "bool", None, "Whether to include (default) the final ReLU layer in ResNet/RevNet "
              "models or not.", True),
-    FlagSpec("mode", "string", None, "Which ResNet to use, `v1` or `v2`.", "v2"),
+    FlagSpec("mode", "string", None, "Which ResNet to use, `v1` or `v2`.", "v2",
+             choices="tfssl.models.resnet:MODES"),
     FlagSpec("batch_size", "integer", None, "The global batch-size to use."),
     FlagSpec("decay_epochs", "string", None, "Optional list of epochs at which learning-rate decay should "
              "happen, such as `15,25`."),
@@ -99,7 +107,8 @@ _ORIGINAL = (
              "defined. For batch-sizes different from that, it is scaled linearly accordingly. For example "
              "lr=0.1, batch_size=128, lr_scale_batch_size=32, then actual lr=0.025."),
     FlagSpec("optimizer", "string", None, "Which optimizer to use: `sgd` (default, momentum 0.9), `adam`, "
-             "`lars` (SimCLR's) or `larc` (apex LARC around momentum SGD, SwAV's).", "sgd"),
+             "`lars` (SimCLR's) or `larc` (apex LARC around momentum SGD, SwAV's).", "sgd",
+             choices="tfssl.optimizers:OPTIMIZERS"),
     FlagSpec("warmup_epochs", "float", None, "Duration of the linear learning-rate warm-up (from 0 to "
              "actual). Defaults to 0.", 0),
     FlagSpec("weight_decay", "float", None, "Strength of weight-decay. Defaults to 1e-4 (0 for linear_eval), "
@@ -121,14 +130,16 @@ _ORIGINAL = (
 
 _PORT = (
     # Runtime and scale.
-    FlagSpec("strategy", "string", "auto", "tf.distribute strategy: " + ", ".join(KNOWN_STRATEGIES)
-             + ". `auto` mirrors over all GPUs, else uses the default strategy."),
+    FlagSpec("strategy", "string", "auto", "tf.distribute strategy: auto, default, one_device, "
+             "mirrored, multi_worker or tpu. `auto` mirrors over all GPUs, else uses the default "
+             "strategy.", choices="tfssl.runtime.strategy:STRATEGIES"),
     FlagSpec("cpu_replicas", "integer", 0, "Split the host CPU into this many logical devices (for "
              "testing mirrored training without GPUs). 0 leaves the CPU alone."),
     FlagSpec("tpu_name", "string", None, "The Cloud TPU to use with --strategy=tpu (name or grpc:// url)."),
     FlagSpec("device", "string", None, "`npu` to run on an Ascend NPU through its TF2 adapter "
              "(npu_device). Leave unset for CPU/GPU/TPU."),
-    FlagSpec("precision", "string", "fp32", "Numeric precision: " + ", ".join(KNOWN_PRECISIONS) + "."),
+    FlagSpec("precision", "string", "fp32", "Numeric precision: fp32, mixed_float16 or mixed_bfloat16.",
+             choices="tfssl.runtime.precision:PRECISIONS"),
     FlagSpec("jit_compile", "bool", False, "Compile the training step with XLA."),
     FlagSpec("steps_per_execution", "integer", 1, "Training steps run inside one tf.function call."),
     FlagSpec("global_bn", "bool", True, "Synchronize BatchNorm statistics across replicas (a no-op on "
@@ -143,18 +154,18 @@ _PORT = (
              "branch at gamma 0 (SimCLR's init_zero); needs a post-activation ResNet."),
     FlagSpec("conv_kernel_init", "string", "glorot_uniform", "Conv kernel initialiser of the "
              "backbone: glorot_uniform (TF1 default, Revisiting), variance_scaling (SimCLR) or "
-             "kaiming_fan_out (torchvision, SwAV)."),
+             "kaiming_fan_out (torchvision, SwAV).", choices="tfssl.models.layers:KERNEL_INITS"),
     FlagSpec("skip_corrupt_records", "bool", False, "Skip and count records that fail to parse or decode, "
              "instead of stopping with the shard's name."),
     # Schedule, optimiser and checkpoints.
     FlagSpec("train_steps", "integer", None, "Train until the global step reaches this; overrides "
              "--epochs (a resumed run stops at the same step)."),
     FlagSpec("lr_schedule", "string", "piecewise", "`piecewise` (the original: warm-up then decay at "
-             "--decay_epochs) or `cosine` (warm-up then cosine to 0)."),
+             "--decay_epochs) or `cosine` (warm-up then cosine to 0).", choices="tfssl.optimizers:LR_SCHEDULES"),
     FlagSpec("momentum", "float", 0.9, "Momentum of sgd, lars and larc."),
     FlagSpec("learning_rate_scaling", "string", "linear", "How --lr scales with the batch: `linear` "
              "(lr * batch_size / lr_scale_batch_size, the original's) or `sqrt` (lr * sqrt(batch_size), "
-             "SimCLR's option)."),
+             "SimCLR's option).", choices="tfssl.optimizers:LR_SCALINGS"),
     FlagSpec("start_warmup", "float", 0.0, "Learning rate at the first warm-up step (SwAV's "
              "--start_warmup; absolute, not scaled by the batch)."),
     FlagSpec("final_lr", "float", 0.0, "Learning rate the cosine schedule ends at (SwAV's --final_lr; "
@@ -185,7 +196,8 @@ _PORT = (
              "MindSpore seed / 0.1 in SimCLR; swav 0.1; ava 0.1)."),
     FlagSpec("color_jitter_strength", "float", 1.0, "Strength of the SimCLR colour jitter."),
     FlagSpec("use_blur", "bool", True, "Gaussian blur in the SimCLR augmentation (for images > 32px)."),
-    FlagSpec("proj_head_mode", "string", "nonlinear", "SimCLR projection head: none, linear or nonlinear."),
+    FlagSpec("proj_head_mode", "string", "nonlinear", "SimCLR projection head: none, linear or nonlinear.",
+             choices="tfssl.tasks.simclr:PROJ_HEAD_MODES"),
     FlagSpec("num_proj_layers", "integer", 3, "Layers of the projection head."),
     FlagSpec("proj_hidden_dim", "integer", None, "Hidden width of the projection head (default: the "
              "backbone's feature width)."),
@@ -195,7 +207,7 @@ _PORT = (
              "during contrastive pretraining."),
     FlagSpec("tau_base", "float", 0.996, "BYOL target EMA base rate."),
     FlagSpec("tau_schedule", "string", "cosine", "BYOL EMA schedule: `cosine` (paper: tau_base -> 1) or "
-             "`constant` (the seed's TF2 code)."),
+             "`constant` (the seed's TF2 code).", choices="tfssl.tasks.byol:TAU_SCHEDULES"),
     FlagSpec("nmb_prototypes", "integer", 3000, "SwAV prototypes."),
     FlagSpec("sinkhorn_iterations", "integer", 3, "SwAV Sinkhorn-Knopp iterations."),
     FlagSpec("epsilon", "float", 0.05, "SwAV entropy regularisation."),
@@ -219,8 +231,29 @@ _PORT = (
              "(-1 everything, 0 after the stem, 4 the head only)."),
 )
 
-ALL_FLAGS = _ORIGINAL + _PORT
+# A list, not a tuple: register_flags() adds a method's own flags to it (and to every importer's view).
+ALL_FLAGS = list(_ORIGINAL + _PORT)
 _SPECS = {s.name: s for s in ALL_FLAGS}
+_DEFINED_ON = []  # the absl FlagValues define_flags() has declared ALL_FLAGS on
+
+
+def register_flags(*specs):
+  """Adds flags of a method that tfssl does not ship (its task reads them from the Config).
+
+  Call it when the method's module is imported, before the command line is parsed (see the
+  README's "Adding a method"); a flag whose name is taken is an error.
+  """
+  for spec in specs:
+    if spec.name in _SPECS:
+      raise ValueError("flag --%s is already defined; give the method's flag another name" % spec.name)
+    ALL_FLAGS.append(spec)
+    _SPECS[spec.name] = spec
+  for fv in _DEFINED_ON:
+    define_flags(fv)
+
+
+def flag_spec(name):
+  return _SPECS[name]
 
 
 def _conv(kind, value):
@@ -379,4 +412,6 @@ def define_flags(flag_values=None):
     if spec.name in fv:
       continue
     definers[spec.kind](spec.name, spec.default, spec.help, flag_values=fv)
+  if all(fv is not seen for seen in _DEFINED_ON):
+    _DEFINED_ON.append(fv)
   return fv

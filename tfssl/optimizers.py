@@ -12,7 +12,7 @@ import math
 import keras
 from keras import ops
 
-from tfssl.tasks.base import is_decayed
+from tfssl.models.weight_decay import is_decayed
 
 LR_SCHEDULES = ("piecewise", "cosine")
 LR_SCALINGS = ("linear", "sqrt")
@@ -158,7 +158,7 @@ class LARS(_ExemptsFromDecay):
 
   For each variable: g += weight_decay * w; trust = eeta * ||w|| / ||g|| when both norms are > 0,
   else 1; v = momentum * v + lr * trust * g; w -= v (Nesterov: w -= momentum * v + lr * trust * g).
-  Variables that `tfssl.tasks.base.is_decayed` rejects (BatchNorm parameters, biases) get neither
+  Variables that `tfssl.models.weight_decay.is_decayed` rejects (BatchNorm parameters, biases) get neither
   the weight decay nor the trust ratio, as SimCLR's exclusions; so do variables passed to
   `exclude_from_adaptation` (SimCLR's `head_supervised`, whose L2 the task puts in the loss
   instead). Variables passed to

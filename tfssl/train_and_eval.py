@@ -7,6 +7,7 @@ Flags are validated before anything heavy starts: a mistake gives one `tfssl: er
 exit code 2.
 """
 
+import importlib
 import os
 import re
 import sys
@@ -15,62 +16,66 @@ from absl import app
 from absl import flags
 from absl import logging
 
-from tfssl.config import (Config, KNOWN_ARCHITECTURES, KNOWN_PRECISIONS, KNOWN_STRATEGIES, KNOWN_TASKS,
-                          define_flags)
+from tfssl.config import ALL_FLAGS, Config, define_flags, flag_spec
 from tfssl.runtime.cpu_defaults import apply_cpu_defaults
 
 define_flags()
 FLAGS = flags.FLAGS
 
-# Tasks that need no backbone of their own (they load an export).
-_EXPORT_TASKS = ("linear_eval", "knn_eval", "finetune")
-_CHOICES = {
-    "strategy": KNOWN_STRATEGIES, "precision": KNOWN_PRECISIONS,
-    "optimizer": ("sgd", "adam", "lars", "larc"), "learning_rate_scaling": ("linear", "sqrt"),
-    "conv_kernel_init": ("glorot_uniform", "variance_scaling", "kaiming_fan_out"),
-    "lr_schedule": ("piecewise", "cosine"), "mode": ("v1", "v2"),
-    "pool_mode": ("adaptive_max", "adaptive_avg", "max", "avg"),
-    "combine_patches": ("avg_pool", "max_pool", "concat"), "eval_model": ("linear", "mlp"),
-    "tau_schedule": ("cosine", "constant"), "proj_head_mode": ("none", "linear", "nonlinear"),
-}
-_DATASETS = ("imagenet", "fashion_mnist", "cifar10", "cifar100", "tfrecord")
+# `--task=` values that are commands rather than trainable tasks (name -> "module:function").
+COMMANDS = {"knn_eval": "tfssl.tools.knn_eval:run"}
+# Comma-separated modules imported before the flags are parsed: methods and datasets from outside
+# the package register themselves there (README, "Adding a method").
+PLUGINS_ENV = "TFSSL_PLUGINS"
 
 
 class UsageError(ValueError):
   """A flag mistake: reported as one line, exit code 2."""
 
 
+def _check_choices(config):
+  """Every flag whose values a registry owns (FlagSpec.choices) holds one of them. --task (which
+  also takes the commands) and --dataset (also tfds:<any name>) are checked by validate itself."""
+  for spec in ALL_FLAGS:
+    value = getattr(config, spec.name)
+    if spec.choices is None or value is None or spec.name in ("task", "dataset"):
+      continue
+    allowed = spec.allowed()
+    if value not in allowed:
+      raise UsageError("unknown --%s=%s; choose one of: %s" % (spec.name, value, ", ".join(allowed)))
+
+
 def validate(config):
   """Checks what can be checked without building anything; raises UsageError."""
+  from tfssl.data import datasets  # the registries import TensorFlow, but build nothing
+  from tfssl.tasks import get_task_class, task_names
   c = config
+  known_tasks = task_names() + sorted(COMMANDS)
   if not c.task:
-    raise UsageError("--task is required; one of: %s" % ", ".join(KNOWN_TASKS))
-  if c.task not in KNOWN_TASKS:
-    raise UsageError("unknown --task=%s; known tasks: %s" % (c.task, ", ".join(KNOWN_TASKS)))
+    raise UsageError("--task is required; one of: %s" % ", ".join(known_tasks))
+  if c.task not in known_tasks:
+    raise UsageError("unknown --task=%s; known tasks: %s" % (c.task, ", ".join(known_tasks)))
   if not c.workdir:
     raise UsageError("--workdir is required: the directory for checkpoints, summaries and exports")
   if not c.dataset:
-    raise UsageError("--dataset is required: one of %s or tfds:<name>" % ", ".join(_DATASETS))
-  if c.dataset not in _DATASETS and not c.dataset.startswith("tfds:"):
-    raise UsageError("unknown --dataset=%s; known: %s, or tfds:<name>" % (c.dataset, ", ".join(_DATASETS)))
+    raise UsageError("--dataset is required: one of %s" % ", ".join(datasets.known_datasets()))
+  if not datasets.is_known(c.dataset):
+    raise UsageError("unknown --dataset=%s; known: %s" % (c.dataset, ", ".join(datasets.known_datasets())))
   if not c.dataset_dir:
     raise UsageError("--dataset_dir is required: the directory of the TFRecord shards "
                      "(make them with python -m tfssl.tools.build_tfrecords)")
   if not c.dataset.startswith("tfds:") and not os.path.isdir(os.path.expanduser(c.dataset_dir)):
     raise UsageError("--dataset_dir=%s does not exist; give the directory of the TFRecord shards" % c.dataset_dir)
-  for name, choices in _CHOICES.items():
-    value = getattr(c, name)
-    if value is not None and value not in choices:
-      raise UsageError("unknown --%s=%s; choose one of: %s" % (name, value, ", ".join(choices)))
-  if c.task in _EXPORT_TASKS:
-    if not c.hub_module and c.task != "knn_eval":
+  _check_choices(c)
+  task_cls = None if c.task in COMMANDS else get_task_class(c.task)
+  if task_cls is not None and task_cls.READS_EXPORT:
+    if not c.hub_module:
       raise UsageError("--task=%s needs --hub_module=<export dir> (an export/<step> written by --run_eval)" % c.task)
-  else:
+  elif task_cls is not None:
     if not c.architecture:
-      raise UsageError("--architecture is required; one of: %s" % ", ".join(KNOWN_ARCHITECTURES))
-    if c.architecture not in KNOWN_ARCHITECTURES:
-      raise UsageError("unknown --architecture=%s; known: %s" % (c.architecture, ", ".join(KNOWN_ARCHITECTURES)))
-  if c.task != "knn_eval":
+      raise UsageError("--architecture is required; one of: %s"
+                       % ", ".join(flag_spec("architecture").allowed()))
+  if task_cls is not None:
     for name in ("batch_size", "lr", "preprocessing"):
       if getattr(c, name) is None:
         raise UsageError("--%s is required for --task=%s" % (name, c.task))
@@ -84,19 +89,24 @@ def validate(config):
     raise UsageError("bad size flag: %s" % e)
   chains = [c.preprocessing, c.knn_preprocessing]
   if any(chains):
-    from tfssl.data import preprocess  # imports TensorFlow, but builds nothing
+    from tfssl.data import preprocess
     for chain in chains:
       if chain:
         try:
           preprocess.validate_chain(chain)
         except ValueError as e:
           raise UsageError(str(e))
-  if c.task in ("linear_eval", "finetune"):
-    from tfssl.data import augment  # registers the contrastive ops; builds nothing
+  if task_cls is not None:
+    from tfssl.tasks.views import check_chain_views
     try:
-      augment.check_single_view(c.preprocessing, c.task)
+      check_chain_views(task_cls, c.task, c)
     except ValueError as e:
       raise UsageError(str(e))
+
+
+def _resolve(path):
+  module, attribute = path.split(":")
+  return getattr(importlib.import_module(module), attribute)
 
 
 def main(argv):
@@ -113,6 +123,9 @@ def main(argv):
   from tfssl.workdir import WorkdirError
   trainer = None
   try:
+    if config.task in COMMANDS:
+      _resolve(COMMANDS[config.task])(config)
+      return
     trainer = Trainer(config)
     if config.run_eval:
       trainer.run_eval()
@@ -149,8 +162,22 @@ def _error_exit(message, code=1):
   sys.exit(code)
 
 
+def load_plugins(names=None):
+  """Imports the modules named in $TFSSL_PLUGINS (or `names`), so that the tasks, flags, datasets
+  and preprocessing ops they register exist before the command line is parsed."""
+  names = os.environ.get(PLUGINS_ENV, "") if names is None else names
+  for name in [n.strip() for n in names.split(",") if n.strip()]:
+    try:
+      importlib.import_module(name)
+    except ImportError as e:
+      _usage_exit("%s=%s: cannot import %s (%s); put its folder on PYTHONPATH"
+                  % (PLUGINS_ENV, names, name, e))
+
+
 def run():
   apply_cpu_defaults()
+  load_plugins()
+  define_flags()  # the plugins' flags, registered after this module's import
   logging.set_verbosity(logging.INFO)
   app.run(main)
 

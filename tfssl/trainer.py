@@ -21,6 +21,7 @@ import tensorflow as tf
 from tfssl import optimizers
 from tfssl.data import datasets
 from tfssl.models.export import save_export
+from tfssl.models.representation import from_checkpoint, weights_checkpoint
 from tfssl.runtime.session import start_runtime
 from tfssl.tasks import get_task_class
 from tfssl.tasks.base import TaskContext
@@ -59,7 +60,8 @@ class Trainer:
   def input_fn(self, split, is_training, preprocessing=None, batch_size=None):
     subset = self.subset if split == self.config.train_split else None
     return datasets.make_input_fn(self.config, split, is_training, batch_size=batch_size,
-                                  preprocessing=preprocessing, subset=subset)
+                                  preprocessing=preprocessing, subset=subset,
+                                  dataset=self.dataset_spec)
 
   def distributed_dataset(self, split, is_training, preprocessing=None, batch_size=None):
     fn = self.input_fn(split, is_training, preprocessing, batch_size)
@@ -73,25 +75,30 @@ class Trainer:
     cfg = self.config
     ctx = TaskContext(num_classes=self.dataset_spec.num_classes, steps_per_epoch=self.steps_per_epoch,
                       total_steps=max(1, self.total_steps), global_batch_size=cfg.batch_size or 1)
-    task_cls = get_task_class(cfg.task)
     with self.strategy.scope():
       if cfg.random_seed is not None:
         tf.keras.utils.set_random_seed(cfg.random_seed)
-      self.task = task_cls(cfg, ctx)
-      if task_cls.TRAINS:
-        self.task(self._tiny_batch(), training=False)
-        schedule = optimizers.build_lr_schedule(cfg, self.steps_per_epoch, max(1, self.total_steps))
-        self.optimizer = optimizers.build_optimizer(
-            cfg, schedule, no_weight_decay=self.task.no_weight_decay_variables(),
-            not_adapted=self.task.not_adapted_variables())
-        # Not compile(): that adds Keras's own (never updated) "loss" tracker beside the task's.
-        self.task.optimizer = self.optimizer
-        self.optimizer.build(self.task.trainable_variables)
-        # Keras 3 layers held in Python lists are invisible to tf.train.Checkpoint's object graph
-        # (only direct attributes are followed), so the task's weights are checkpointed as one
-        # ordered list: every weight, moving statistics included, in creation order.
-        self.checkpoint = tf.train.Checkpoint(weights=list(self.task.weights), optimizer=self.optimizer)
+      self.task = get_task_class(cfg.task)(cfg, ctx)
+      self.task(self._tiny_batch(), training=False)
+      schedule = optimizers.build_lr_schedule(cfg, self.steps_per_epoch, max(1, self.total_steps))
+      self.optimizer = optimizers.build_optimizer(
+          cfg, schedule, no_weight_decay=self.task.no_weight_decay_variables(),
+          not_adapted=self.task.not_adapted_variables())
+      # Not compile(): that adds Keras's own (never updated) "loss" tracker beside the task's.
+      self.task.optimizer = self.optimizer
+      self.optimizer.build(self.task.trainable_variables)
+      self.checkpoint = weights_checkpoint(self.task, optimizer=self.optimizer)
     return self.task
+
+  def restored_representation(self):
+    """The representation of the newest checkpoint in --workdir, restored into the rebuilt task
+    (tfssl.models.representation); ValueError when the workdir has no checkpoint."""
+    path = tf.train.latest_checkpoint(self.config.workdir) if self.config.workdir else None
+    if not path:
+      raise ValueError("%s has no checkpoint: train there first, or give an export"
+                       % self.config.workdir)
+    self.build()
+    return from_checkpoint(self.task, path, self.config)
 
   def _tiny_batch(self):
     """Two examples of the training input, to create the task's variables by calling it once."""
@@ -106,9 +113,6 @@ class Trainer:
   # ---- training ----
   def train(self):
     cfg = self.config
-    task_cls = get_task_class(cfg.task)
-    if not task_cls.TRAINS:
-      return self.run_standalone()
     self.workdir.claim()
     self.build()
     manager = self.workdir.checkpoint_manager(self.checkpoint, self.checkpoint_settings.keep_checkpoint_max)
@@ -125,7 +129,6 @@ class Trainer:
     dataset = self.distributed_dataset(cfg.train_split, is_training=True)
     iterator = iter(dataset)
     run_steps = self._make_train_function()
-    writer = self.workdir.summary_writer("train")
     images_per_step = cfg.batch_size
     log_every = max(1, cfg.log_every_steps)
     knn_every = int(round(cfg.knn_every_epochs * self.steps_per_epoch)) if cfg.knn_every_epochs else 0
@@ -157,10 +160,7 @@ class Trainer:
         eta = (self.total_steps - step) / max(rate, 1e-9)
         logging.info("step %d/%d  %s  eta %s", step, self.total_steps,
                      "  ".join("%s %.4g" % kv for kv in sorted(logs.items())), _hms(eta))
-        with writer.as_default(step=step):
-          for key, value in logs.items():
-            tf.summary.scalar(key, value)
-        writer.flush()
+        self._write_summaries("train", step, logs)
         self.task.reset_metrics()
         window_step, window_time = step, now
       if knn_every and step % knn_every == 0:
@@ -224,12 +224,9 @@ class Trainer:
   def run_eval(self):
     """The original's evaluator: evaluate and export every new checkpoint until training is done."""
     cfg = self.config
-    if not get_task_class(cfg.task).TRAINS:
-      return self.run_standalone()
     self.build()
     done_path = os.path.join(cfg.workdir, DONE_FILE)
     evaluated = {r.get("step") for r in self.workdir.read_results() if r.get("kind") == "eval"}
-    writer = self.workdir.summary_writer("eval")
     last = None
     for path in tf.train.checkpoints_iterator(cfg.workdir, min_interval_secs=1,
                                               timeout=cfg.eval_timeout_secs,
@@ -241,10 +238,7 @@ class Trainer:
         continue
       metrics = self.evaluate()
       logging.info("eval at step %d: %s", step, "  ".join("%s %.4g" % kv for kv in sorted(metrics.items())))
-      with writer.as_default(step=step):
-        for key, value in metrics.items():
-          tf.summary.scalar(key, value)
-      writer.flush()
+      self._write_summaries("eval", step, metrics)
       export_dir = self.export(step)
       self.workdir.append_result(dict(kind="eval", step=step, checkpoint=path, export=export_dir, **metrics))
       evaluated.add(step)
@@ -269,31 +263,22 @@ class Trainer:
     if cfg.knn_max_train_examples:
       bank_ds = bank_ds.unbatch().take(cfg.knn_max_train_examples).batch(cfg.eval_batch_size)
     query_ds = self.input_fn(cfg.val_split, False, preprocessing=chain)(None)
-    bank, bank_labels = knn.extract_features(rep, bank_ds, cfg.knn_end_point)
-    queries, query_labels = knn.extract_features(rep, query_ds, cfg.knn_end_point)
-    result = knn.weighted_knn(bank, bank_labels, queries, query_labels, self.dataset_spec.num_classes,
-                              k=cfg.knn_k, temperature=cfg.knn_temperature)
+    result = knn.knn_accuracy(rep, bank_ds, query_ds, cfg.knn_end_point,
+                              self.dataset_spec.num_classes, k=cfg.knn_k,
+                              temperature=cfg.knn_temperature)
     metrics = {"knn_top1": float(result["top1"]), "knn_top5": float(result["top5"])}
     logging.info("kNN at step %d: %s", step, metrics)
-    writer = self.workdir.summary_writer("eval")
+    self._write_summaries("eval", step, metrics)
+    self.workdir.append_result(dict(kind="knn", step=step, end_point=cfg.knn_end_point, **metrics))
+    return metrics
+
+  def _write_summaries(self, run, step, metrics):
+    """TensorBoard scalars of `metrics` at `step` in the workdir's `run` (train/ or eval/)."""
+    writer = self.workdir.summary_writer(run)
     with writer.as_default(step=step):
       for key, value in metrics.items():
         tf.summary.scalar(key, value)
     writer.flush()
-    self.workdir.append_result(dict(kind="knn", step=step, end_point=cfg.knn_end_point, **metrics))
-    return metrics
-
-  def run_standalone(self):
-    """Tasks that do not train (kNN evaluation) do their whole job here."""
-    cfg = self.config
-    with self.strategy.scope():
-      ctx = TaskContext(num_classes=self.dataset_spec.num_classes, steps_per_epoch=self.steps_per_epoch,
-                        total_steps=max(1, self.total_steps), global_batch_size=cfg.batch_size or 1)
-      self.task = get_task_class(cfg.task)(cfg, ctx)
-    results = self.task.run_standalone(self)
-    tf.io.gfile.makedirs(cfg.workdir)
-    self.workdir.append_result(dict(kind=cfg.task, **results))
-    return results
 
 
 def _hms(seconds):

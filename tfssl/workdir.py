@@ -19,8 +19,25 @@ RESULTS_FILE = "eval_results.json"
 DONE_FILE = "TRAINING_IS_DONE"
 
 
+FLAGS_FILE = "flags.json"
+
+
 class WorkdirError(RuntimeError):
   """A workdir problem the user must fix; its message is one line naming the path and the fix."""
+
+
+def training_config(workdir, **overrides):
+  """The Config of the workdir's newest run (its flags.json), at this path (the folder may have
+  moved since), with the `overrides` that are not None applied; ValueError without flags.json."""
+  from tfssl.config import Config
+  path = os.path.join(workdir or "", FLAGS_FILE)
+  if not workdir or not tf.io.gfile.exists(path):
+    raise ValueError("%s has no %s: point --workdir at a tfssl training workdir" % (workdir, FLAGS_FILE))
+  with tf.io.gfile.GFile(path) as f:
+    values = json.load(f)
+  values.update({k: v for k, v in overrides.items() if v is not None})
+  values["workdir"] = workdir
+  return Config.make(**values)
 
 
 def atomic_write_text(path, text):
@@ -73,7 +90,7 @@ class Workdir:
       self._write(INFO_FILE, json.dumps(mine, indent=2, sort_keys=True))
 
   def write_flags(self):
-    self._write("flags.json", self.config.to_json())
+    self._write(FLAGS_FILE, self.config.to_json())
 
   def _write(self, name, text):
     try:

@@ -25,7 +25,6 @@ with an error naming it, or is skipped with --skip_corrupt_records (shard_reader
 """
 
 import json
-import math
 import os
 
 import tensorflow as tf
@@ -35,62 +34,15 @@ from tfssl.config import Config
 from tfssl.data import preprocess as preprocess_lib
 from tfssl.data import shard_reader
 from tfssl.data import tfrecord
+from tfssl.data.dataset_spec import (FILE_CYCLE_LENGTH, SHUFFLE_BUFFER, DatasetSpec, check_split,
+                                     split_shards)
 
-SPLITS = ("train", "val", "trainval", "test")
 MANIFEST = "dataset_info.json"
-SHUFFLE_BUFFER = 10000  # the original's record shuffle buffer
-FILE_CYCLE_LENGTH = 16
-VAL_SHARDS_PER_1024 = 40  # the original held out the last 40 of ImageNet's 1024 train shards
 
 IMAGENET_TRAIN_SHARDS = 1024
 IMAGENET_VALIDATION_SHARDS = 128
 IMAGENET_NUM_CLASSES = 1000
 IMAGENET_COUNTS = {"train": 1231121, "val": 50046, "trainval": 1281167, "test": 50000}
-
-
-def val_shard_count(num_train_shards):
-  """How many of the last train shards the `val` split holds: ImageNet's 40 of 1024, scaled."""
-  return max(1, math.ceil(num_train_shards * VAL_SHARDS_PER_1024 / 1024))
-
-
-def split_shards(train_shards, validation_shards):
-  """{logical split: shards} from sorted train-* and validation-* shards (None: no such split)."""
-  n = len(train_shards)
-  cut = n - val_shard_count(n)
-  two_parts = cut >= 1
-  return {
-      "train": train_shards[:cut] if two_parts else None,
-      "val": train_shards[cut:] if two_parts else None,
-      "trainval": list(train_shards),
-      "test": list(validation_shards),
-  }
-
-
-def check_split(split, dataset_name):
-  if split not in SPLITS:
-    raise ValueError("unknown split %r for dataset %r; known splits: %s"
-                     % (split, dataset_name, ", ".join(SPLITS)))
-
-
-class DatasetSpec:
-  """What get_dataset returns: `.name`, `.num_classes`, `.label_offset`, `.count(split)`,
-  `.files(split)`, and `.read(...)`, the parsed examples the input pipeline starts from."""
-
-  name = None
-  num_classes = None
-  label_offset = 0
-
-  def count(self, split):
-    raise NotImplementedError
-
-  def files(self, split):
-    raise NotImplementedError
-
-  def read(self, split, is_training, input_context=None, seed=None, skip_corrupt=False, subset=None):
-    """{"image": uint8 [H, W, 3], "label": int32} of this input pipeline's part of the split;
-    shuffled and repeated forever in training, one ordered pass in eval. `subset` (a
-    tfssl.data.subsets.Subset) keeps only its records."""
-    raise NotImplementedError
 
 
 class ShardedDataset(DatasetSpec):
@@ -232,6 +184,11 @@ def known_datasets():
   return sorted(_DATASETS) + [TFDS_PREFIX + "<name>"]
 
 
+def is_known(name):
+  """Whether get_dataset knows `name`: a registered dataset (register_dataset included) or tfds:<name>."""
+  return name in _DATASETS or (name.startswith(TFDS_PREFIX) and len(name) > len(TFDS_PREFIX))
+
+
 def get_dataset(name, dataset_dir):
   """The dataset: `.name`, `.num_classes`, `.label_offset`, `.count(split)`, `.files(split)`."""
   if name and name.startswith(TFDS_PREFIX) and len(name) > len(TFDS_PREFIX):
@@ -250,12 +207,14 @@ def _example_seeds(seed, pipeline_index):
   return tf.data.Dataset.random(seed=stream_seed).batch(2, drop_remainder=True)
 
 
-def make_input_fn(config, split, is_training, batch_size=None, preprocessing=None, subset=None):
+def make_input_fn(config, split, is_training, batch_size=None, preprocessing=None, subset=None,
+                  dataset=None):
   """fn(input_context=None) -> tf.data.Dataset of preprocessed dict batches (module docstring).
 
   `subset` (tfssl.data.subsets.Subset, for fine-tuning on labelled subsets) keeps only its records.
+  `dataset` is the config's dataset when the caller has it already (get_dataset reads manifests).
   """
-  dataset = get_dataset(config.dataset, config.dataset_dir)
+  dataset = dataset or get_dataset(config.dataset, config.dataset_dir)
   check_split(split, dataset.name)
   global_batch = batch_size or (config.batch_size if is_training else config.eval_batch_size)
   if not global_batch:

@@ -91,12 +91,6 @@ def to_gray(image):
   return tf.tile(gray, [1] * (image.shape.rank - 1) + [3])
 
 
-def apply_with_probability(fn, image, probability, seed):
-  """fn(image) with the given probability, else the image; both as float32."""
-  draw = tf.random.stateless_uniform([], seed=seed)
-  return tf.cond(draw < probability, lambda: to_float(fn(image)), lambda: to_float(image))
-
-
 def four_rotations(image):
   """[4, H, W, C]: rotations by k * 90 degrees counter-clockwise, k = 0..3 (np.rot90(image, k))."""
   return tf.stack([tf.image.rot90(image, k) for k in range(4)])

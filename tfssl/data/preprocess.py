@@ -20,25 +20,44 @@ eval. Most ops also take a stack of images (..., H, W, C), as the original's ops
   standardization                    tf.image.per_image_standardization per image or patch
   rotate                             the 4 rotations by k * 90 degrees CCW, label [0, 1, 2, 3]
 
-Randomness: an op asks `next_seed()` for a stateless seed. Inside the input pipeline every example
-carries its own seed (derived from --random_seed), so a fixed seed repeats the same pixels.
-`tfssl.data.augment` registers the contrastive ops the same way; it is imported on first use.
+Randomness: an op asks `next_seed()` (randomness.py) for a stateless seed. Inside the input
+pipeline every example carries its own seed (derived from --random_seed), so a fixed seed repeats
+the same pixels. The contrastive methods' ops are registered the same way by simclr_views.py,
+multi_crop.py and ava_views.py, imported on first use.
 """
 
 import importlib
-import threading
 
 import tensorflow as tf
 
 from tfssl.data import image_ops
 from tfssl.data import inception_preprocessing
+from tfssl.data.randomness import SeedScope, apply_with_probability, next_seed
 
 _OPS = {}
-_EXTENSIONS = ("tfssl.data.augment",)
+_VIEWS = {}  # op name -> OpViews, for the ops that stack views of an example on axis 1
+# The modules that register the contrastive methods' ops; imported on first use (they are larger).
+_EXTENSIONS = ("tfssl.data.simclr_views", "tfssl.data.multi_crop", "tfssl.data.ava_views")
 
 
-def register(name):
-  """Decorator: makes `op(data, config, is_training) -> dict` available as `name` in chains."""
+class OpViews:
+  """What a view-making op declares: how many views it stacks per example in training
+  (`count(config)`), and, for ops that make several *augmented* views of one image, the
+  single-view op that gives their evaluation image (`eval_op`, None for tiles and rotations,
+  which an evaluation of a patch or rotation model reads as they are)."""
+
+  def __init__(self, count, eval_op=None):
+    self.count = count if callable(count) else (lambda config, n=count: n)
+    self.eval_op = eval_op
+
+
+def register(name, views=None, eval_op=None):
+  """Decorator: makes `op(data, config, is_training) -> dict` available as `name` in chains.
+
+  A view-making op says what it makes: `views` (an int, or `fn(config) -> int`) views stacked on
+  axis 1 in training, and `eval_op`, its single-view evaluation counterpart, if its views are
+  augmentations of one image. tasks/views.py checks a chain against what its task expects.
+  """
   def wrap(op):
     existing = _OPS.get(name)
     # A module reloaded (tests, notebooks) registers the same function again; that is fine.
@@ -47,8 +66,20 @@ def register(name):
       raise ValueError("preprocessing op %r is already registered by %s.%s; pick another name"
                        % (name, existing.__module__, existing.__qualname__))
     _OPS[name] = op
+    if views is not None:
+      _VIEWS[name] = OpViews(views, eval_op)
     return op
   return wrap
+
+
+def chain_views(chain, config):
+  """(views per example the chain stacks in training, [(op name, OpViews)] of its view ops)."""
+  count, makers = 1, []
+  for name in validate_chain(chain):
+    if name in _VIEWS:
+      makers.append((name, _VIEWS[name]))
+      count *= int(_VIEWS[name].count(config))
+  return count, makers
 
 
 def _load_extensions():
@@ -89,48 +120,13 @@ def validate_chain(chain):
   return names
 
 
-# ---- per-example seeds ----
-_SEEDS = threading.local()
-
-
-class _SeedScope:
-  """While a chain is traced for one example, hands out seeds folded from that example's seed."""
-
-  def __init__(self, seed):
-    self.seed = seed
-    self.count = 0
-
-  def __enter__(self):
-    if not hasattr(_SEEDS, "stack"):
-      _SEEDS.stack = []
-    _SEEDS.stack.append(self)
-    return self
-
-  def __exit__(self, *exc):
-    _SEEDS.stack.pop()
-
-
-def next_seed():
-  """A fresh stateless seed ([2] int64) for one random decision of an op.
-
-  Within the pipeline it is derived from the example's seed and the decision's place in the chain;
-  called outside a chain (an op used on its own) it is drawn at random.
-  """
-  stack = getattr(_SEEDS, "stack", None)
-  if stack and stack[-1].seed is not None:
-    scope = stack[-1]
-    scope.count += 1
-    return tf.random.experimental.stateless_fold_in(scope.seed, scope.count)
-  return tf.random.uniform([2], maxval=tf.int64.max, dtype=tf.int64)
-
-
 def get_preprocess_fn(chain, config, is_training):
   """fn(data, seed=None) -> data: the chain's ops in order (ValueError if one is unknown)."""
   ops = [_OPS[name] for name in validate_chain(chain)]
 
   def preprocess(data, seed=None):
     data = dict(data)
-    with _SeedScope(None if seed is None else tf.cast(seed, tf.int64)):
+    with SeedScope(None if seed is None else tf.cast(seed, tf.int64)):
       for op in ops:
         data = op(data, config, is_training)
     return data
@@ -253,7 +249,7 @@ def inception_preprocess(data, config, is_training):
   return _with_image(data, image_ops.map_images(one, data["image"], tf.float32, seed=next_seed()))
 
 
-@register("crop_inception_preprocess_patches")
+@register("crop_inception_preprocess_patches", views=lambda config: config.num_of_inception_patches)
 def crop_inception_preprocess_patches(data, config, is_training):
   _required(config, "resize_size", "224")
   height, width = config.resize_hw
@@ -271,12 +267,12 @@ def to_gray(data, config, is_training):
   probability = config.grayscale_probability
 
   def one(image, seed):
-    return image_ops.apply_with_probability(image_ops.to_gray, image, probability, seed)
+    return apply_with_probability(image_ops.to_gray, image_ops.to_float(image), probability, seed)
 
   return _with_image(data, image_ops.map_images(one, data["image"], tf.float32, seed=next_seed()))
 
 
-@register("crop_patches")
+@register("crop_patches", views=lambda config: config.splits_per_side ** 2)
 def crop_patches(data, config, is_training):
   splits, jitter = config.splits_per_side, config.patch_jitter
   image = data["image"]
@@ -293,7 +289,7 @@ def standardization(data, config, is_training):
   return _with_image(data, tf.image.per_image_standardization(data["image"]))
 
 
-@register("rotate")
+@register("rotate", views=4)
 def rotate(data, config, is_training):
   image = data["image"]
   height, width = image.shape[-3], image.shape[-2]

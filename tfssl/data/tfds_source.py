@@ -8,14 +8,12 @@ shards: with n examples in tfds's `train`, `val` is its last max(1, ceil(n * 40 
 shuffle buffer holds encoded bytes; grayscale images become 3 channels.
 """
 
-import math
-
 import tensorflow as tf
 
-from tfssl.data import datasets
+from tfssl.data import dataset_spec
 
 
-class TfdsDataset(datasets.DatasetSpec):
+class TfdsDataset(dataset_spec.DatasetSpec):
 
   def __init__(self, tfds_name, data_dir=None):
     try:
@@ -54,7 +52,7 @@ class TfdsDataset(datasets.DatasetSpec):
       raise ValueError("%s has no `train` split for tfssl's train/val/trainval splits; build "
                        "TFRecords with python -m tfssl.tools.build_tfrecords instead" % self.name)
     n = info.splits["train"].num_examples
-    cut = n - max(1, math.ceil(n * datasets.VAL_SHARDS_PER_1024 / 1024))
+    cut = n - dataset_spec.val_shard_count(n)  # the sharded datasets' share, in examples
     test = "test" if "test" in info.splits else "validation"
     return {
         "train": ("train[:%d]" % cut, cut),
@@ -64,7 +62,7 @@ class TfdsDataset(datasets.DatasetSpec):
     }
 
   def count(self, split):
-    datasets.check_split(split, self.name)
+    dataset_spec.check_split(split, self.name)
     return self._splits()[split][1]
 
   def files(self, split):
@@ -74,17 +72,17 @@ class TfdsDataset(datasets.DatasetSpec):
 
   def read(self, split, is_training, input_context=None, seed=None, skip_corrupt=False, subset=None):
     del subset  # training_subset refuses tfds datasets with a clear error
-    datasets.check_split(split, self.name)
+    dataset_spec.check_split(split, self.name)
     tfds = self._tfds
     self._builder.download_and_prepare()
     table = self._splits()
     read_config = tfds.ReadConfig(input_context=input_context, shuffle_seed=seed,
-                                  interleave_cycle_length=datasets.FILE_CYCLE_LENGTH)
+                                  interleave_cycle_length=dataset_spec.FILE_CYCLE_LENGTH)
     examples = self._builder.as_dataset(
         split=table[split][0], shuffle_files=is_training, read_config=read_config,
         decoders={self._image_key: tfds.decode.SkipDecoding()})
     if is_training:
-      examples = examples.repeat().shuffle(datasets.SHUFFLE_BUFFER, seed=seed)
+      examples = examples.repeat().shuffle(dataset_spec.SHUFFLE_BUFFER, seed=seed)
     image_feature = self._builder.info.features[self._image_key]
 
     def decode(example):

@@ -1,4 +1,6 @@
-"""Weighted k-nearest-neighbour evaluation (Wu et al. 2018, InstDisc; the AVA seed's KnnEval).
+"""k-nearest neighbours of a representation: the weighted kNN vote (Wu et al. 2018, InstDisc; the
+AVA seed's KnnEval) and the neighbours themselves, for the trainer's monitor, the `knn_eval` command
+and the retrieval pictures alike.
 
 Each query votes with its k most cosine-similar bank features, neighbour j weighing exp(s_j / t)
 for its class; the class with the largest summed weight is the prediction (top-5: the five
@@ -12,19 +14,42 @@ import tensorflow as tf
 
 
 @tf.function(reduce_retracing=True)
-def _merge_top_k(queries, chunk, chunk_labels, best_sims, best_labels):
-  """Folds one bank chunk into each query's running top-k (similarity, label)."""
+def _merge_top_k(queries, chunk, chunk_start, best_sims, best_index):
+  """Folds one bank chunk into each query's running top-k (similarity, bank row)."""
   sims = tf.matmul(queries, chunk, transpose_b=True)  # [query_batch, chunk]
   k = tf.shape(best_sims)[1]
   chunk_sims, chunk_idx = tf.math.top_k(sims, k=tf.minimum(k, tf.shape(sims)[1]))
+  # The running best come first, so on a tie the lower bank row wins, as in one top_k.
   all_sims = tf.concat([best_sims, chunk_sims], axis=1)
-  all_labels = tf.concat([best_labels, tf.gather(chunk_labels, chunk_idx)], axis=1)
+  all_index = tf.concat([best_index, chunk_idx + chunk_start], axis=1)
   top_sims, pos = tf.math.top_k(all_sims, k=k)
-  return top_sims, tf.gather(all_labels, pos, batch_dims=1)
+  return top_sims, tf.gather(all_index, pos, batch_dims=1)
 
 
 def _normalized(array):
   return tf.math.l2_normalize(tf.convert_to_tensor(np.asarray(array, np.float32)), axis=1)
+
+
+def nearest_neighbours(bank, queries, k, query_batch=256, bank_chunk=65536):
+  """(cosine similarities [M, k], bank rows [M, k]) of each query's k nearest bank rows, nearest
+  first; k is capped at the bank size. Features may have any scale."""
+  num_bank, num_queries = len(bank), len(queries)
+  if num_bank == 0 or num_queries == 0:
+    raise ValueError("kNN needs a non-empty bank and queries (got %d and %d)"
+                     % (num_bank, num_queries))
+  k = min(int(k), num_bank)
+  best_sims = np.full((num_queries, k), -np.inf, np.float32)
+  best_index = np.zeros((num_queries, k), np.int32)
+  query_slices = [slice(s, min(s + query_batch, num_queries))
+                  for s in range(0, num_queries, query_batch)]
+  normalized_queries = [_normalized(queries[s]) for s in query_slices]
+  for start in range(0, num_bank, bank_chunk):
+    chunk = _normalized(bank[start:min(start + bank_chunk, num_bank)])
+    for s, q in zip(query_slices, normalized_queries):
+      sims, index = _merge_top_k(q, chunk, tf.constant(start, tf.int32), best_sims[s],
+                                 best_index[s])
+      best_sims[s], best_index[s] = sims.numpy(), index.numpy()
+  return best_sims, best_index
 
 
 def weighted_knn(bank, bank_labels, queries, query_labels, num_classes, k=200, temperature=0.1,
@@ -36,25 +61,14 @@ def weighted_knn(bank, bank_labels, queries, query_labels, num_classes, k=200, t
   """
   bank_labels = np.asarray(bank_labels).astype(np.int32).reshape(-1)
   query_labels = np.asarray(query_labels).astype(np.int64).reshape(-1)
-  num_bank, num_queries = len(bank_labels), len(query_labels)
-  if num_bank == 0 or num_queries == 0:
-    raise ValueError("weighted_knn needs a non-empty bank and queries (got %d and %d)"
-                     % (num_bank, num_queries))
-  k = min(int(k), num_bank)
-  best_sims = np.full((num_queries, k), -np.inf, np.float32)
-  best_labels = np.zeros((num_queries, k), np.int32)
+  if len(bank_labels) != len(bank) or len(query_labels) != len(queries):
+    raise ValueError("weighted_knn: one label per feature row (bank %d vs %d, queries %d vs %d)"
+                     % (len(bank), len(bank_labels), len(queries), len(query_labels)))
+  best_sims, best_index = nearest_neighbours(bank, queries, k, query_batch, bank_chunk)
+  best_labels = bank_labels[best_index]
+  num_queries = len(query_labels)
   query_slices = [slice(s, min(s + query_batch, num_queries))
                   for s in range(0, num_queries, query_batch)]
-  normalized_queries = [_normalized(queries[s]) for s in query_slices]
-
-  for start in range(0, num_bank, bank_chunk):
-    stop = min(start + bank_chunk, num_bank)
-    chunk = _normalized(bank[start:stop])
-    chunk_labels = tf.constant(bank_labels[start:stop])
-    for s, q in zip(query_slices, normalized_queries):
-      sims, labels = _merge_top_k(q, chunk, chunk_labels, best_sims[s], best_labels[s])
-      best_sims[s], best_labels[s] = sims.numpy(), labels.numpy()
-
   hits_top1 = hits_top5 = 0
   for s in query_slices:
     ranking = _rank_classes(best_sims[s], best_labels[s], num_classes, temperature)
@@ -92,3 +106,13 @@ def extract_features(fn, dataset, end_point):
   if not features:
     raise ValueError("extract_features: the dataset yielded no batches")
   return np.concatenate(features), np.concatenate(labels)
+
+
+def knn_accuracy(representation, bank_dataset, query_dataset, end_point, num_classes, k=200,
+                 temperature=0.1):
+  """{"top1", "top5"} of the weighted vote: features of `end_point` from `representation`
+  (images -> end points dict) over the bank and query datasets of {"image", "label"} batches."""
+  bank, bank_labels = extract_features(representation, bank_dataset, end_point)
+  queries, query_labels = extract_features(representation, query_dataset, end_point)
+  return weighted_knn(bank, bank_labels, queries, query_labels, num_classes, k=k,
+                      temperature=temperature)

@@ -41,6 +41,10 @@ def adaptive_side(channels, target=TARGET_FEATURES):
   return high if abs(high * high * channels - target) < abs(low * low * channels - target) else low
 
 
+POOL_MODES = ("adaptive_max", "adaptive_avg", "max", "avg")
+COMBINE_MODES = ("avg_pool", "max_pool", "concat")
+
+
 def pool_tap(x, pool_mode="adaptive_max", target=TARGET_FEATURES):
   """Pools a 4-D tap with more than `target` features; other taps pass through."""
   x = tf.cast(x, tf.float32)

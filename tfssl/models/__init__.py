@@ -10,6 +10,9 @@ Contract (used by tasks and the export):
   - `model(images, training=...)` -> (output, end_points) with end_points named as the original:
     after_root, block1..block4, pre_logits, logits (VGG: block1..block5, fc6, pre_logits, logits).
   - `model.end_point_names`: the ordered end-point names; `model.feature_dim`: width of pre_logits.
+  - `model.blocks`: the stages, in order (block i + 1 is `blocks[i]`), and the stem in `root_conv` /
+    `root_bn`: fine-tuning's --fine_tune_after_block reads these names from an export's object
+    graph (models/export_graph.py).
   - Weight decay is not attached to layers: tasks add `Task.weight_decay_loss()` (original meaning).
   - `global_bn=True` makes BatchNorm synchronized across replicas; `bn_momentum`, `bn_epsilon`,
     `zero_init_residual` and `kernel_init` choose the original's BatchNorm and conv init

@@ -15,7 +15,8 @@ import keras
 from keras import ops
 
 from tfssl.models.backbone import Backbone
-from tfssl.models.layers import FixedPaddingConv, FixedPaddingMaxPool, NetStyle, Stage, conv1x1
+from tfssl.models.layers import (FixedPaddingConv, FixedPaddingMaxPool, NetStyle, conv1x1,
+                                 residual_stages)
 from tfssl.models.resnet import BottleneckV1
 
 
@@ -78,18 +79,7 @@ class SmallResNet(Backbone):
       self.root_pool = FixedPaddingMaxPool(3, 2, name="root_pool")
     self.root_bn = style.bn("root_bn")
     block_class = BasicBlock if unit == "basic" else BottleneckV1
-    in_channels = width
-    self.blocks = []
-    for index, (count, stride) in enumerate(zip(num_layers, (1,) + tuple(strides))):
-      units = []
-      for j in range(count):
-        unit_stride = stride if j == 0 else 1
-        project = unit_stride > 1 or out != in_channels
-        units.append(block_class(out, unit_stride, project=project, style=style,
-                                 name="unit%d" % (j + 1)))
-        in_channels = out
-      self.blocks.append(Stage(units, name="block%d" % (index + 1)))
-      out *= 2
+    self.blocks = residual_stages(block_class, num_layers, strides, width, out, style)
 
   def features(self, images, training, end_points):
     x = ops.relu(self.root_bn(self.root_conv(images), training=training))

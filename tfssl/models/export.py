@@ -100,6 +100,15 @@ def save_export(module, export_dir):
   return export_dir
 
 
+class Untracked:
+  """Holds a value outside Keras/TF tracking: a loaded export kept by a task is not part of the
+  task's weights or checkpoints (linear evaluation freezes it; fine-tuning lists its variables
+  itself)."""
+
+  def __init__(self, value):
+    self.value = value
+
+
 def run_in_replica(fn, *args):
   """fn(*args), or from a strategy's cross-replica context, replica 0's result of strategy.run.
 

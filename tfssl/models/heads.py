@@ -11,7 +11,7 @@ def _float32(x):
 
 
 class PatchHead(keras.Model):
-  """The jigsaw / relative-patch-location head ("AlexNet fc7-fc8", reference A4.3).
+  """The jigsaw / relative-patch-location head ("AlexNet fc7-fc8" of the original's patch_utils.py).
 
   dense 4096 (trunc-normal 0.005, bias 0.1) -> BN (0.997, 1e-5) -> ReLU -> dropout 0.5 ->
   dense num_classes (trunc-normal 0.005, zero bias). Input [N, D] (concatenated patch embeddings).

@@ -129,3 +129,20 @@ class Stage(keras.layers.Layer):
     for member in self.members:
       x = member(x, training=training)
     return x
+
+
+def residual_stages(unit, num_layers, strides, in_channels, out, style):
+  """The four stages `block1..block4` of a ResNet: stage i has num_layers[i] units `unit(out * 2^i,
+  stride, project, style)`; a stage's first unit strides (1 in block1, then `strides`), and a unit
+  projects its shortcut when its stride or width changes the shape."""
+  blocks = []
+  for index, (count, stride) in enumerate(zip(num_layers, (1,) + tuple(strides))):
+    units = []
+    for j in range(count):
+      unit_stride = stride if j == 0 else 1
+      project = unit_stride > 1 or out != in_channels
+      units.append(unit(out, unit_stride, project=project, style=style, name="unit%d" % (j + 1)))
+      in_channels = out
+    blocks.append(Stage(units, name="block%d" % (index + 1)))
+    out *= 2
+  return blocks

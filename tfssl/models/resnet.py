@@ -1,4 +1,4 @@
-"""ResNet50 v1 and v2 as the original `models/resnet.py` (reference A7).
+"""ResNet50 v1 and v2 as the original `models/resnet.py` (google/revisiting-self-supervised).
 
 Widths: the root conv has 16*ff filters, block outputs are 64*ff, 128*ff, 256*ff, 512*ff with
 bottleneck inner width out/4; ff=4 is the vanilla ResNet50 (pre_logits 2048).
@@ -9,7 +9,10 @@ import keras
 from keras import ops
 
 from tfssl.models.backbone import Backbone
-from tfssl.models.layers import FixedPaddingConv, FixedPaddingMaxPool, NetStyle, Stage, conv1x1
+from tfssl.models.layers import (FixedPaddingConv, FixedPaddingMaxPool, NetStyle, conv1x1,
+                                 residual_stages)
+
+MODES = ("v1", "v2")  # --mode: the original's pre- (v2) or post-activation (v1) units
 
 
 class BottleneckV1(keras.layers.Layer):
@@ -73,7 +76,7 @@ class ResNet(Backbone):
 
   def __init__(self, num_layers=(3, 4, 6, 3), num_classes=None, filters_factor=4, last_relu=True,
                mode="v2", root_conv_stride=2, strides=(2, 2, 2), style=NetStyle(), name="resnet50"):
-    if mode not in ("v1", "v2"):
+    if mode not in MODES:
       raise ValueError("Unknown ResNet mode %r: use 'v1' or 'v2'." % (mode,))
     if mode == "v1" and not last_relu:
       raise ValueError("last_relu is always True (implicitly) in the v1 mode.")
@@ -93,18 +96,7 @@ class ResNet(Backbone):
     self.root_bn = style.bn("root_bn") if mode == "v1" else None
     self.root_pool = FixedPaddingMaxPool(3, 2, name="root_pool")
     unit = BottleneckV1 if mode == "v1" else BottleneckV2
-    in_channels = width
-    self.blocks = []
-    for index, (count, stride) in enumerate(zip(num_layers, (1,) + tuple(strides))):
-      units = []
-      for j in range(count):
-        unit_stride = stride if j == 0 else 1
-        project = unit_stride > 1 or out != in_channels
-        units.append(unit(out, unit_stride, project=project, style=style,
-                          name="unit%d" % (j + 1)))
-        in_channels = out
-      self.blocks.append(Stage(units, name="block%d" % (index + 1)))
-      out *= 2
+    self.blocks = residual_stages(unit, num_layers, strides, width, out, style)
     self.final_bn = style.bn("final_bn") if mode == "v2" else None
 
   def features(self, images, training, end_points):

@@ -1,4 +1,4 @@
-"""RevNet50 as the original `revnet` (reference A7).
+"""RevNet50 as the original `models/revnet.py` (google/revisiting-self-supervised).
 
 Reversible units keep the channel count, so the stem conv already projects to 64*ff channels and
 the stages double the width by zero-padding channels. As in the original, this is an ordinary graph:

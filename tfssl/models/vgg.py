@@ -1,4 +1,4 @@
-"""VGG19 with BatchNorm as the original `vggnet.py` (reference A7).
+"""VGG19 with BatchNorm as the original `models/vggnet.py` (google/revisiting-self-supervised).
 
 Width w = 8*ff (ff=8 is vanilla VGG19). No dropout: BN takes its place, as in the original.
 fc6 is a VALID conv whose kernel covers the whole remaining feature map (7x7 at 224 px). The

@@ -12,16 +12,15 @@ build at hand rather than trusting this note.
 import keras
 import tensorflow as tf
 
-from tfssl.config import KNOWN_PRECISIONS
-
 _POLICIES = {"fp32": "float32", "mixed_float16": "mixed_float16", "mixed_bfloat16": "mixed_bfloat16"}
+PRECISIONS = tuple(_POLICIES)
 
 
 def policy_name(config) -> str:
   """The Keras policy for `config.precision`; ValueError naming the known values otherwise."""
   precision = config.precision or "fp32"
   if precision not in _POLICIES:
-    raise ValueError("unknown --precision=%s: use one of %s" % (precision, ", ".join(KNOWN_PRECISIONS)))
+    raise ValueError("unknown --precision=%s: use one of %s" % (precision, ", ".join(PRECISIONS)))
   return _POLICIES[precision]
 
 

@@ -16,16 +16,16 @@ import os
 
 import tensorflow as tf
 
-from tfssl.config import KNOWN_STRATEGIES
 
 WORKER_TMP = ".worker_tmp"
+STRATEGIES = ("auto", "default", "one_device", "mirrored", "multi_worker", "tpu")
 
 
 def make_strategy(config) -> tf.distribute.Strategy:
   """The strategy for `config.strategy`, after splitting the CPU for `config.cpu_replicas`."""
   name = config.strategy or "auto"
-  if name not in KNOWN_STRATEGIES:
-    raise ValueError("unknown --strategy=%s: use one of %s" % (name, ", ".join(KNOWN_STRATEGIES)))
+  if name not in STRATEGIES:
+    raise ValueError("unknown --strategy=%s: use one of %s" % (name, ", ".join(STRATEGIES)))
   if config.device == "npu" and name not in ("auto", "default"):
     # The Ascend adapter makes the NPU the default device; tf.distribute knows nothing about it.
     raise ValueError("--device=npu runs one NPU per process: use --strategy=auto or default, "

@@ -1,6 +1,6 @@
 """AVA_cifar (the AAG method, Tu et al. 2020): two standard views and a RandAugment auxiliary view.
 
-As the MindSpore seed (reference 1): `ava_views` stacks (x, y, aux) as images [B, 3, S, S, 3];
+As the MindSpore AVA seed's train step: `ava_views` stacks (x, y, aux) as images [B, 3, S, S, 3];
 the three go through the network as ONE batch of 3B (so BatchNorm statistics are shared across
 views), then a Dense(--proj_out_dim, 128) with bias and L2 normalisation, and the GNT-Xent loss
 (losses.gnt_xent: the mutual x/y term without the positive in its denominator, plus the four
@@ -15,12 +15,16 @@ import keras
 import tensorflow as tf
 
 from tfssl import losses
-from tfssl.tasks.simclr_probe import ContrastiveTask, split_views
+from tfssl.tasks.contrastive import ContrastiveTask
+from tfssl.tasks.views import split_views
 
 DEFAULT_TEMPERATURE = 0.1
 
 
 class AVA(ContrastiveTask):
+
+  VIEWS = 3
+  VIEWS_HINT = "use ava_views (the anchor, the positive and the RandAugment view)"
 
   def __init__(self, config, ctx, **kwargs):
     super().__init__(config, ctx, **kwargs)
@@ -63,8 +67,5 @@ class AVA(ContrastiveTask):
   def projection_heads(self):
     return [self.head]
 
-  def representation(self, images, training=False):
-    h, end_points = self.backbone(images, training=training)
-    end_points = dict(end_points)
-    end_points["proj_head_output"] = tf.math.l2_normalize(self.head(h), axis=1)
-    return end_points
+  def projection_output(self, h, training=False):
+    return tf.math.l2_normalize(self.head(h), axis=1)

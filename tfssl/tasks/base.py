@@ -12,7 +12,6 @@ Contract with the trainer (tfssl/trainer.py):
   those in `self.eval_metrics` (default: all of `self.metrics`).
 - `representation(images, training=False)`: the end-points dict that the export's `representation`
   signature returns; `export_module()` gives the tf.Module that the trainer saves as `export/<step>`.
-- Tasks that do not train (kNN evaluation) set `TRAINS = False` and implement `run_standalone`.
 
 Loss scaling: gradients are summed across replicas by the optimizer, so the per-replica mean loss
 is divided by the number of replicas (equal local batches, as drop_remainder guarantees in training).
@@ -22,6 +21,8 @@ import dataclasses
 
 import keras
 import tensorflow as tf
+
+from tfssl.models.weight_decay import is_decayed
 
 
 @dataclasses.dataclass(frozen=True)
@@ -33,16 +34,6 @@ class TaskContext:
   global_batch_size: int = 1
 
 
-# Variables that never get weight decay: BatchNorm parameters and biases (as the original's
-# l2_regularizer, which was attached to kernels only, and SimCLR's LARS exclusions).
-_NO_DECAY_MARKERS = ("batch_norm", "batchnorm", "/bn", "gamma", "beta", "bias", "moving_")
-
-
-def is_decayed(variable) -> bool:
-  path = getattr(variable, "path", variable.name).lower()
-  return not any(marker in path for marker in _NO_DECAY_MARKERS)
-
-
 def num_replicas() -> int:
   return tf.distribute.get_strategy().num_replicas_in_sync
 
@@ -50,13 +41,24 @@ def num_replicas() -> int:
 class Task(keras.Model):
   """Base class of every tfssl task. See the module docstring for the contract."""
 
-  TRAINS = True
-
   def __init__(self, config, ctx: TaskContext, **kwargs):
     super().__init__(name=kwargs.pop("name", config.task or "task"), **kwargs)
     self.config = config
     self.ctx = ctx
     self.loss_tracker = keras.metrics.Mean(name="loss")
+
+  # How many views of each example the task's chain must stack (tasks/views.py checks it before a
+  # run): a count, views.ONE_IMAGE, or None (not checked); `expected_views` where it depends on
+  # the config. VIEWS_HINT says how to get them.
+  VIEWS = None
+  VIEWS_HINT = ""
+  # Evaluation tasks train on a frozen or fine-tuned export (--hub_module), not a backbone of their own.
+  READS_EXPORT = False
+
+  @classmethod
+  def expected_views(cls, config):
+    del config
+    return cls.VIEWS
 
   # ---- what subclasses implement ----
   @classmethod
@@ -69,11 +71,29 @@ class Task(keras.Model):
   def call(self, features, training=False):
     raise NotImplementedError
 
-  def train_step(self, features):
+  # The step of a task that is one loss over one forward pass (rotation, exemplar, the patch
+  # tasks): it implements `forward` and `update_metrics`; others override both steps.
+  def forward(self, features, training):
+    """(loss, *outputs): the task's loss on one batch and what update_metrics reads."""
     raise NotImplementedError
 
+  def regularization_loss(self):
+    return self.weight_decay_loss()
+
+  def update_metrics(self, loss, *outputs):
+    del outputs
+    self.loss_tracker.update_state(loss)
+
+  def train_step(self, features):
+    with tf.GradientTape() as tape:
+      loss, *outputs = self.forward(features, training=True)
+      loss = loss + self.regularization_loss()
+    self.minimize(tape, loss)
+    self.update_metrics(loss, *outputs)
+
   def test_step(self, features):
-    raise NotImplementedError
+    loss, *outputs = self.forward(features, training=False)
+    self.update_metrics(loss, *outputs)
 
   @property
   def eval_metrics(self):
@@ -89,10 +109,6 @@ class Task(keras.Model):
     """The tf.Module saved as the export; default: the backbone with the configured input shape."""
     from tfssl.models.export import ExportModule
     return ExportModule(self.backbone, input_shape=self.config.serving_shape)
-
-  def run_standalone(self, trainer):
-    """For TRAINS = False tasks: do the whole job and return a dict of results."""
-    raise NotImplementedError
 
   # ---- helpers for subclasses ----
   def weight_decay_loss(self, variables=None):

@@ -26,7 +26,8 @@ import tensorflow as tf
 from tfssl import losses
 from tfssl.models import get_net_for_task
 from tfssl.models.heads import MLPHead
-from tfssl.tasks.simclr_probe import ContrastiveTask, split_views
+from tfssl.tasks.contrastive import ContrastiveTask
+from tfssl.tasks.views import split_views
 
 TAU_SCHEDULES = ("cosine", "constant")
 
@@ -34,7 +35,7 @@ TAU_SCHEDULES = ("cosine", "constant")
 def ema_rate(step, total_steps, tau_base, schedule="cosine"):
   """BYOL's target decay rate at `step` (a tensor or number) of `total_steps`."""
   if schedule not in TAU_SCHEDULES:
-    raise ValueError("unknown --tau_schedule %r: use cosine or constant" % (schedule,))
+    raise ValueError("unknown --tau_schedule %r: use one of %s" % (schedule, ", ".join(TAU_SCHEDULES)))
   if schedule == "constant":
     return tf.constant(tau_base, tf.float32)
   progress = tf.cast(step, tf.float32) / float(max(total_steps, 1))
@@ -43,10 +44,12 @@ def ema_rate(step, total_steps, tau_base, schedule="cosine"):
 
 class BYOL(ContrastiveTask):
 
+  VIEWS = 2
+  VIEWS_HINT = "use byol_augment or simclr_augment (two augmented views)"
+
   def __init__(self, config, ctx, **kwargs):
     super().__init__(config, ctx, **kwargs)
-    if config.tau_schedule not in TAU_SCHEDULES:
-      raise ValueError("unknown --tau_schedule %r: use cosine or constant" % (config.tau_schedule,))
+    ema_rate(0, 1, config.tau_base, config.tau_schedule)  # an unknown schedule fails here, not at step 1
     self.target_backbone = get_net_for_task(config, None)
     self.projector = self._mlp(config.proj_hidden_dim, "projector")
     self.target_projector = self._mlp(config.proj_hidden_dim, "target_projector")
@@ -137,8 +140,5 @@ class BYOL(ContrastiveTask):
   def projection_heads(self):
     return [self.projector]
 
-  def representation(self, images, training=False):
-    h, end_points = self.backbone(images, training=training)
-    end_points = dict(end_points)
-    end_points["proj_head_output"] = self.projector(h, training=training)
-    return end_points
+  def projection_output(self, h, training=False):
+    return self.projector(h, training=training)

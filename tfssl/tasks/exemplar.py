@@ -32,17 +32,12 @@ import keras
 import tensorflow as tf
 
 from tfssl.tasks.base import Task
+from tfssl.tasks.views import merge_views
 
 
 def exemplar_labels(batch_size, num_crops, offset=0):
   """np.repeat(range(batch_size), num_crops) + offset, int32."""
   return tf.repeat(tf.range(batch_size, dtype=tf.int32), num_crops) + tf.cast(offset, tf.int32)
-
-
-def flatten_crops(images):
-  """[B, N, H, W, C] -> [B*N, H, W, C]; image b's crops stay adjacent (the labels' order)."""
-  shape = tf.shape(images)
-  return tf.reshape(images, tf.concat([[-1], shape[2:]], axis=0))
 
 
 def nearest_image_scores(embeddings, num_crops):
@@ -61,6 +56,13 @@ def nearest_image_scores(embeddings, num_crops):
 class Exemplar(Task):
   """Semi-hard triplet loss on embeddings of N crops per image."""
 
+  VIEWS_HINT = ("use crop_inception_preprocess_patches, which makes --num_of_inception_patches "
+                "crops of each image")
+
+  @classmethod
+  def expected_views(cls, config):
+    return config.num_of_inception_patches
+
   def __init__(self, config, ctx, **kwargs):
     super().__init__(config, ctx, **kwargs)
     if config.exemplar_norm_axis not in (0, 1):
@@ -78,32 +80,21 @@ class Exemplar(Task):
     return [self.loss_tracker, self.accuracy]
 
   def call(self, features, training=False):
-    embeddings, _ = self.backbone(flatten_crops(features["image"]), training=training)
+    embeddings, _ = self.backbone(merge_views(features["image"]), training=training)
     return embeddings
 
-  def _forward(self, features, training):
+  def forward(self, features, training):
     from tfssl.losses import replica_id, triplet_semihard_loss
     images = features["image"]
     batch_size, num_crops = tf.shape(images)[0], tf.shape(images)[1]
-    embeddings, _ = self.backbone(flatten_crops(images), training=training)
+    embeddings, _ = self.backbone(merge_views(images), training=training)
     embeddings = tf.cast(embeddings, tf.float32)
     labels = exemplar_labels(batch_size, num_crops, replica_id() * batch_size)
     normalized = tf.math.l2_normalize(embeddings, axis=self.config.exemplar_norm_axis)
     loss = triplet_semihard_loss(labels, normalized, margin=self.config.margin)
     return loss, embeddings, num_crops
 
-  def train_step(self, features):
-    with tf.GradientTape() as tape:
-      loss, embeddings, num_crops = self._forward(features, training=True)
-      loss = loss + self.weight_decay_loss()
-    self.minimize(tape, loss)
-    self._update_metrics(loss, embeddings, num_crops)
-
-  def test_step(self, features):
-    loss, embeddings, num_crops = self._forward(features, training=False)
-    self._update_metrics(loss, embeddings, num_crops)
-
-  def _update_metrics(self, loss, embeddings, num_crops):
+  def update_metrics(self, loss, embeddings, num_crops):
     self.loss_tracker.update_state(loss)
     local_labels = exemplar_labels(tf.shape(embeddings)[0] // num_crops, num_crops)
     self.accuracy.update_state(local_labels, nearest_image_scores(embeddings, num_crops))

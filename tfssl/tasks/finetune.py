@@ -10,12 +10,9 @@
 
 `--fine_tune_after_block=k`, SimCLR's meaning: -1 trains everything, 0 everything after the stem,
 1..3 what comes after block k, 4 the head only. Which block a variable belongs to comes from its
-path in the export's object graph (the attribute names of the saved net; the tf.Variable names of a
-Keras 3 net are only `<net>/kernel`): `blocks/<i>/...` is block i + 1 (tfssl's ResNets, RevNet,
-the CIFAR ResNets and VGG all keep their stages in `blocks`), `root_conv` / `root_bn` are the stem,
-anything else (final_bn, VGG's fc6/fc7) comes after the last block. Only variables that feed
-`pre_logits` train (found by walking the export's traced graph), which leaves out the export's own
-logits layer and the heads of a linear-evaluation export.
+path in the export's object graph, by the nets' `blocks` convention (tfssl/models/export_graph.py).
+Only variables that feed `pre_logits` train (found by walking the export's traced graph), which
+leaves out the export's own logits layer and the heads of a linear-evaluation export.
 
 Frozen parts:
 - k = 4: the export runs with training=False (BatchNorm in inference mode, SimCLR's trainable=False)
@@ -26,106 +23,17 @@ Frozen parts:
   variable changes.
 """
 
-from collections import deque
-
 import keras
 import tensorflow as tf
 
-from tfssl.data import augment, subsets
-from tfssl.models.export import ExportModule, load_export, run_in_replica
+from tfssl.data import subsets
+from tfssl.models.export import ExportModule, Untracked, load_export, run_in_replica
+from tfssl.models.export_graph import AFTER_BLOCKS, block_of_paths, feeding_variables, variable_paths
 from tfssl.models.heads import LinearHead
 from tfssl.tasks.base import Task
+from tfssl.tasks.views import ONE_IMAGE
 
 HEAD_ONLY = 4
-STEM_NAMES = ("root_conv", "root_bn")
-AFTER_BLOCKS = 10 ** 6  # the position of everything after the last block (final_bn, fc6, fc7)
-
-
-class _Held:
-  """Holds a value outside Keras/TF tracking."""
-
-  def __init__(self, value):
-    self.value = value
-
-
-def variable_paths(root):
-  """{variable ref: [object-graph paths from root]}, e.g. 'net/blocks/0/members/0/bn1/gamma'.
-
-  A variable is usually reachable twice: through the net's attributes and through flat lists
-  such as the module's `variable_list`; every path is kept and `block_of_paths` picks.
-  """
-  paths, seen = {}, {id(root)}
-  queue = deque([(root, "")])
-  while queue:
-    obj, prefix = queue.popleft()
-    view = tf.train.TrackableView(obj)
-    for name, child in view.children(obj).items():
-      path = "%s/%s" % (prefix, name) if prefix else name
-      if isinstance(child, tf.Variable):
-        paths.setdefault(child.ref(), []).append(path)
-      elif id(child) not in seen:
-        seen.add(id(child))
-        queue.append((child, path))
-  return paths
-
-
-def block_of(path):
-  """i for block i, 0 for the stem, None when the path does not say (module docstring)."""
-  parts = path.split("/")
-  for i, part in enumerate(parts[:-1]):
-    if part == "blocks" and parts[i + 1].isdigit():
-      return int(parts[i + 1]) + 1
-  if any(part in STEM_NAMES for part in parts):
-    return 0
-  return None
-
-
-def block_of_paths(paths):
-  """The block any of a variable's paths names; AFTER_BLOCKS when none does (final_bn, fc6, ...)."""
-  for path in paths:
-    block = block_of(path)
-    if block is not None:
-      return block
-  return AFTER_BLOCKS
-
-
-def feeding_variables(function, output):
-  """Refs of the variables that the restored `function`'s `output` end point reads, or None.
-
-  A gradient cannot tell: a restored function is one op whose gradient is zero, not None, for
-  inputs its output does not use, and a genuine gradient can be exactly zero (a BatchNorm gamma
-  initialised to zero). So this walks the traced graph back from the output to the captured
-  variable handles. None (train every candidate) when a handle cannot be matched to a variable.
-  """
-  reached = set()
-  for fn in function.concrete_functions:
-    outputs = fn.structured_outputs
-    if not isinstance(outputs, dict) or output not in outputs:
-      raise ValueError("the export's representation has no %r end point (it has %s)"
-                       % (output, ", ".join(sorted(outputs)) if isinstance(outputs, dict) else
-                          type(outputs).__name__))
-    # A dict flattens in sorted key order, as the function's flat outputs are.
-    target = fn.outputs[sorted(outputs).index(output)]
-    variables = {}
-    for v in fn.variables:
-      # The graph captured the variable itself (under a strategy) or a component's handle.
-      variables[id(v)] = v
-      for component in tf.distribute.get_strategy().experimental_local_results(v):
-        variables[id(component.handle)] = v
-    captured = {internal.ref(): external for external, internal in fn.graph.captures}
-    seen, stack = {target.op}, [target.op]
-    while stack:
-      op = stack.pop()
-      for tensor in op.inputs:
-        if tensor.ref() in captured and tensor.dtype == tf.resource:
-          variable = variables.get(id(captured[tensor.ref()]))
-          if variable is None:
-            return None
-          reached.add(variable.ref())
-        if tensor.op not in seen:
-          seen.add(tensor.op)
-          stack.append(tensor.op)
-  return reached
 
 
 def check_after_block(k):
@@ -137,6 +45,9 @@ def check_after_block(k):
 
 class Finetune(Task):
 
+  READS_EXPORT = True
+  VIEWS = ONE_IMAGE
+
   @classmethod
   def training_subset(cls, config, dataset_spec):
     """The labelled records of the train split (a tfssl.data.subsets.Subset), or None for all."""
@@ -144,13 +55,12 @@ class Finetune(Task):
 
   def __init__(self, config, ctx, **kwargs):
     super().__init__(config, ctx, **kwargs)
-    augment.check_single_view(config.preprocessing, "finetune")
     if not config.hub_module:
       raise ValueError("--task=finetune needs --hub_module=<export directory> (an export/<step> "
                        "folder written by --run_eval)")
     self.after_block = check_after_block(config.fine_tune_after_block)
     export = load_export(config.hub_module)
-    self._export = _Held(export)
+    self._export = Untracked(export)
     # Tracked, so the trained backbone (and its BatchNorm averages) is in the checkpoints.
     self.pretrained = export.module
     self.head = LinearHead(ctx.num_classes, kernel_initializer=keras.initializers.RandomNormal(
@@ -159,9 +69,9 @@ class Finetune(Task):
     self.top5 = keras.metrics.SparseTopKCategoricalAccuracy(k=min(5, ctx.num_classes),
                                                             name="top5_accuracy_logits")
     trained, frozen = self._choose_variables()
-    self._trained = _Held(trained)  # the export's variables that fine-tuning trains
-    self._frozen_stats = _Held(frozen)  # (variable, value) of frozen non-trainable variables
-    self._feature_dim = _Held(None)
+    self._trained = Untracked(trained)  # the export's variables that fine-tuning trains
+    self._frozen_stats = Untracked(frozen)  # (variable, value) of frozen non-trainable variables
+    self._feature_dim = Untracked(None)
 
   def build(self, input_shape):
     # Variables come from the export and the head's first call; nothing to build symbolically.

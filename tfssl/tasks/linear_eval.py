@@ -1,4 +1,4 @@
-"""Linear evaluation of a frozen export, the original's linear_eval.py (reference A6).
+"""Linear evaluation of a frozen export, the original's linear_eval.py (google/revisiting-self-supervised).
 
 - The export (`--hub_module`) is frozen: called with training=False (BatchNorm in inference mode)
   and none of its variables is trained.
@@ -12,19 +12,13 @@
 import keras
 import tensorflow as tf
 
-from tfssl.data import augment
 from tfssl.evaluation import linear_probe
-from tfssl.models.export import load_export
+from tfssl.models.export import Untracked, load_export
 from tfssl.tasks.base import Task
+from tfssl.tasks.views import ONE_IMAGE
 
 MLP_HIDDEN = 1000  # the original's intended `channels_hidden` default (the flag was never defined)
-
-
-class _Frozen:
-  """Holds a value outside Keras/TF tracking (the loaded export is not part of our checkpoints)."""
-
-  def __init__(self, value):
-    self.value = value
+EVAL_MODELS = ("linear", "mlp")  # --eval_model
 
 
 def _tap_names(export):
@@ -34,13 +28,14 @@ def _tap_names(export):
 
 class LinearEval(Task):
 
+  READS_EXPORT = True
+  VIEWS = ONE_IMAGE
+
   def __init__(self, config, ctx, **kwargs):
     super().__init__(config, ctx, **kwargs)
-    # A multi-view chain's 5-D batches would pass for patches and train on augmented views.
-    augment.check_single_view(config.preprocessing, "linear_eval")
-    self._frozen = _Frozen(load_export(config.hub_module))
+    self._frozen = Untracked(load_export(config.hub_module))
     self.tap_names = tuple(_tap_names(self._frozen.value))
-    self._tap_shapes = _Frozen({})
+    self._tap_shapes = Untracked({})
     self.heads = {}
     self.top1, self.top5 = {}, {}
     k5 = min(5, ctx.num_classes)
@@ -124,7 +119,7 @@ class _EvalNet(tf.Module):
     super().__init__(name="linear_eval_net")
     self.module = task.export.module  # tracked, so its variables are saved with the heads
     self.heads = list(task.heads.values())
-    self._holder = _Frozen(task)
+    self._holder = Untracked(task)
 
   def __call__(self, images, training=False):
     end_points = self._holder.value.representation(images, training=False)

@@ -16,16 +16,12 @@ then returns the end points of the B*T tiles.
 import keras
 import tensorflow as tf
 
-from tfssl.tasks.base import Task, is_decayed
+from tfssl.models.weight_decay import is_decayed
+from tfssl.tasks.base import Task
+from tfssl.tasks.views import merge_views
 
 # The original head's L2 scale (`fully_connected` in patch_utils.py), independent of --weight_decay.
 HEAD_WEIGHT_DECAY = 5e-4
-
-
-def flatten_tiles(images):
-  """[B, T, h, w, C] -> [B*T, h, w, C], image-major."""
-  shape = tf.shape(images)
-  return tf.reshape(images, tf.concat([[-1], shape[2:]], axis=0))
 
 
 def gather_and_concat(embeddings, index_sets):
@@ -48,6 +44,12 @@ def tiled_labels(class_ids, batch_size):
 class PatchTask(Task):
   """Base of the patch tasks; subclasses pass the head's class count and implement `combine`."""
 
+  VIEWS_HINT = "put crop_patches in the chain (it cuts the --splits_per_side grid of tiles)"
+
+  @classmethod
+  def expected_views(cls, config):
+    return config.splits_per_side ** 2
+
   def __init__(self, config, ctx, num_classes, **kwargs):
     super().__init__(config, ctx, **kwargs)
     self.backbone = self.make_backbone()
@@ -62,7 +64,7 @@ class PatchTask(Task):
     from tfssl.models.heads import PatchHead
     return PatchHead(num_classes, global_bn=self.config.global_bn, name="patch_head")
 
-  def patch_weight_decay_loss(self):
+  def regularization_loss(self):
     """The backbone's decay at --weight_decay plus the head's at 5e-4, as the original fixed it."""
     backbone = self.weight_decay_loss(self.backbone.trainable_variables)
     if self.config.optimizer == "lars":
@@ -82,36 +84,25 @@ class PatchTask(Task):
 
   def embed_tiles(self, images, training):
     """[B, T, h, w, C] -> [B, T, D] backbone outputs (float32)."""
-    outputs, _ = self.backbone(flatten_tiles(images), training=training)
+    outputs, _ = self.backbone(merge_views(images), training=training)
     outputs = tf.cast(outputs, tf.float32)
     return tf.reshape(outputs, [tf.shape(images)[0], tf.shape(images)[1], outputs.shape[-1]])
 
-  def _forward(self, features, training):
+  def forward(self, features, training):
     rows, labels = self.combine(self.embed_tiles(features["image"], training), training)
     logits = tf.cast(self.head(rows, training=training), tf.float32)
     loss = tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(labels=labels, logits=logits))
     return loss, logits, labels
 
   def call(self, features, training=False):
-    return self._forward(features, training)[1]
+    return self.forward(features, training)[1]
 
-  def train_step(self, features):
-    with tf.GradientTape() as tape:
-      loss, logits, labels = self._forward(features, training=True)
-      loss = loss + self.patch_weight_decay_loss()
-    self.minimize(tape, loss)
-    self._update_metrics(loss, logits, labels)
-
-  def test_step(self, features):
-    loss, logits, labels = self._forward(features, training=False)
-    self._update_metrics(loss, logits, labels)
-
-  def _update_metrics(self, loss, logits, labels):
+  def update_metrics(self, loss, logits, labels):
     self.loss_tracker.update_state(loss)
     self.accuracy.update_state(labels, logits)
 
   def representation(self, images, training=False):
     if images.shape.rank == 5:
-      images = flatten_tiles(images)
+      images = merge_views(images)
     _, end_points = self.backbone(images, training=training)
     return end_points

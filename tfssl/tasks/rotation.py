@@ -11,19 +11,21 @@ import keras
 import tensorflow as tf
 
 from tfssl.tasks.base import Task
+from tfssl.tasks.views import merge_views
 
 NUM_ROTATIONS = 4
 
 
 def flatten_rotations(images, labels):
   """[B, 4, H, W, C], [B, 4] -> [4B, H, W, C], [4B]; image b's rotations stay adjacent."""
-  shape = tf.shape(images)
-  flat_images = tf.reshape(images, tf.concat([[-1], shape[2:]], axis=0))
-  return flat_images, tf.reshape(tf.cast(labels, tf.int32), [-1])
+  return merge_views(images), tf.reshape(tf.cast(labels, tf.int32), [-1])
 
 
 class Rotation(Task):
   """4-way rotation classification on the backbone's logits."""
+
+  VIEWS = NUM_ROTATIONS
+  VIEWS_HINT = "end the chain with rotate (it stacks the four rotations and their labels)"
 
   def __init__(self, config, ctx, **kwargs):
     super().__init__(config, ctx, **kwargs)
@@ -43,24 +45,13 @@ class Rotation(Task):
     logits, _ = self.backbone(images, training=training)
     return logits
 
-  def _forward(self, features, training):
+  def forward(self, features, training):
     images, labels = flatten_rotations(features["image"], features["label"])
     logits, _ = self.backbone(images, training=training)
     logits = tf.cast(logits, tf.float32)
     loss = tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(labels=labels, logits=logits))
     return loss, logits, labels
 
-  def train_step(self, features):
-    with tf.GradientTape() as tape:
-      loss, logits, labels = self._forward(features, training=True)
-      loss = loss + self.weight_decay_loss()
-    self.minimize(tape, loss)
-    self._update_metrics(loss, logits, labels)
-
-  def test_step(self, features):
-    loss, logits, labels = self._forward(features, training=False)
-    self._update_metrics(loss, logits, labels)
-
-  def _update_metrics(self, loss, logits, labels):
+  def update_metrics(self, loss, logits, labels):
     self.loss_tracker.update_state(loss)
     self.accuracy.update_state(labels, logits)

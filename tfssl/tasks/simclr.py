@@ -1,11 +1,11 @@
-"""SimCLR (Chen et al. 2020), as its TF2 code (reference simclr-tf2 B4) and the MindSpore seed.
+"""SimCLR (Chen et al. 2020), as google-research/simclr's tf2/model.py and the MindSpore seed.
 
 Both views (`simclr_augment`: images [B, 2, S, S, 3]) go through the backbone as one batch of 2B,
 so BatchNorm sees both (synchronised across replicas with --global_bn), then through the
 projection head (--proj_head_mode none | linear | nonlinear with --num_proj_layers, BN as SimCLR)
 to --proj_out_dim. NT-Xent at --temperature gathers its negatives from every replica
 (losses.nt_xent: the sum of both directions, as SimCLR and the seed). The optional linear probe
-(simclr_probe) adds its loss. Weight decay is the L2 term of Task.weight_decay_loss; under LARS
+(tasks/contrastive.py) adds its loss. Weight decay is the L2 term of Task.weight_decay_loss; under LARS
 the optimizer decays the rest and that term is the probe's kernel L2 alone (SimCLR's
 add_weight_decay), the probe being excluded from LARS.
 """
@@ -15,20 +15,25 @@ import tensorflow as tf
 
 from tfssl import losses
 from tfssl.models.heads import ProjectionHead
-from tfssl.tasks.simclr_probe import ContrastiveTask, split_views
+from tfssl.tasks.contrastive import ContrastiveTask
+from tfssl.tasks.views import split_views
 
 DEFAULT_TEMPERATURE = 0.1  # SimCLR's; the MindSpore seed's CIFAR runs use 0.5 (see flags/)
+PROJ_HEAD_MODES = ("none", "linear", "nonlinear")
 
 
 def projection_layers(config):
   modes = {"none": 0, "linear": 1, "nonlinear": int(config.num_proj_layers)}
   if config.proj_head_mode not in modes:
-    raise ValueError("unknown --proj_head_mode %r: use none, linear or nonlinear"
-                     % config.proj_head_mode)
+    raise ValueError("unknown --proj_head_mode %r: use one of %s"
+                     % (config.proj_head_mode, ", ".join(PROJ_HEAD_MODES)))
   return modes[config.proj_head_mode]
 
 
 class SimCLR(ContrastiveTask):
+
+  VIEWS = 2
+  VIEWS_HINT = "use simclr_augment or byol_augment (two augmented views)"
 
   def __init__(self, config, ctx, **kwargs):
     super().__init__(config, ctx, **kwargs)
@@ -70,8 +75,6 @@ class SimCLR(ContrastiveTask):
   def projection_heads(self):
     return [self.projection]
 
-  def representation(self, images, training=False):
-    h, end_points = self.backbone(images, training=training)
-    end_points = dict(end_points)
-    end_points["proj_head_output"], _ = self.projection(h, training=training)
-    return end_points
+  def projection_output(self, h, training=False):
+    z, _ = self.projection(h, training=training)
+    return z

@@ -1,6 +1,6 @@
 """Supervised training: the ceiling the self-supervised representations are compared against.
 
-As the original (reference A4.5): the backbone's logits with num_classes outputs, mean softmax
+As the original's supervised.py: the backbone's logits with num_classes outputs, mean softmax
 cross-entropy plus the original's L2 weight decay, metrics top1/top5_accuracy_logits.
 """
 
@@ -12,6 +12,9 @@ from tfssl.tasks.base import Task
 
 
 class Supervised(Task):
+
+  VIEWS = 1
+  VIEWS_HINT = "a single-image chain such as inception_preprocess"
 
   def __init__(self, config, ctx, **kwargs):
     super().__init__(config, ctx, **kwargs)

@@ -1,6 +1,6 @@
 """SwAV (Caron et al. 2020): swapped prediction of Sinkhorn codes over learned prototypes.
 
-As main_swav.py (reference 4.1): each group of same-sized crops (`multi_crop`: crops_<size>
+As facebookresearch/swav's main_swav.py: each group of same-sized crops (`multi_crop`: crops_<size>
 [B, n, size, size, 3]) goes through the backbone as one batch; the features of all crops go
 through the projector (MLPHead, --proj_hidden_dim default the backbone width, --proj_out_dim) and
 are L2-normalised; the prototypes are a bias-free dense layer of --nmb_prototypes unit columns.
@@ -26,10 +26,11 @@ import keras
 import tensorflow as tf
 
 from tfssl import losses, optimizers
-from tfssl.data.augment import crop_groups
+from tfssl.data.multi_crop import crop_groups, num_crops
 from tfssl.models.heads import MLPHead
 from tfssl.tasks.base import num_replicas
-from tfssl.tasks.simclr_probe import ContrastiveTask, split_views
+from tfssl.tasks.contrastive import ContrastiveTask
+from tfssl.tasks.views import split_views
 
 DEFAULT_TEMPERATURE = 0.1
 
@@ -69,10 +70,16 @@ def crops_to_batch(crops):
 
 class SwAV(ContrastiveTask):
 
+  VIEWS_HINT = "use multi_crop (--nmb_crops crops of each image)"
+
+  @classmethod
+  def expected_views(cls, config):
+    return num_crops(config)
+
   def __init__(self, config, ctx, **kwargs):
     super().__init__(config, ctx, **kwargs)
     self.groups = crop_groups(config)
-    self.num_crops = sum(count for _, _, parts in self.groups for count, _, _ in parts)
+    self.num_crops = num_crops(config)
     self.crops_for_assign = tuple(config.crops_for_assign_list or (0, 1))
     if self.num_crops < 2 or max(self.crops_for_assign) >= self.num_crops:
       raise ValueError("--crops_for_assign=%s must index the %d crops of --nmb_crops=%s (two at "
@@ -179,8 +186,5 @@ class SwAV(ContrastiveTask):
   def projection_heads(self):
     return [self.projector]
 
-  def representation(self, images, training=False):
-    h, end_points = self.backbone(images, training=training)
-    end_points = dict(end_points)
-    end_points["proj_head_output"] = tf.math.l2_normalize(self.projector(h, training=training), 1)
-    return end_points
+  def projection_output(self, h, training=False):
+    return tf.math.l2_normalize(self.projector(h, training=training), 1)

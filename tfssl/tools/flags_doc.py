@@ -1,6 +1,7 @@
 """Renders the flags reference from the code: `python -m tfssl.tools.flags_doc > docs/FLAGS.md`.
 
-Every flag of `tfssl.config.ALL_FLAGS` with its type, default and help, in two groups: the flags of
+Every flag of `tfssl.config.ALL_FLAGS` with its type, default and help (and, where a registry owns
+the values, the ones it knows), in two groups: the flags of
 the original train_and_eval.py (original names; the default shown is the effective one, which the
 original applied in code when a flag was left unset) and the flags the port adds. The port's
 flags are sub-grouped by the `# Heading.` comments that divide them in config.py, so the reference
@@ -67,11 +68,19 @@ def _cell(text):
   return str(text).replace("|", "\\|").replace("\n", " ")
 
 
+def _help(spec):
+  """The help text; for a flag whose values a registry owns, the values it knows now and where."""
+  if spec.choices is None:
+    return spec.help
+  return "%s Choices (from `%s`): %s." % (spec.help, spec.choices,
+                                           ", ".join("`%s`" % c for c in spec.allowed()))
+
+
 def table(specs):
   lines = ["| flag | type | default | help |", "| --- | --- | --- | --- |"]
   for spec in specs:
     lines.append("| `--%s` | %s | `%s` | %s |" % (spec.name, spec.kind, _cell(_default(spec)),
-                                                   _cell(spec.help)))
+                                                   _cell(_help(spec))))
   return "\n".join(lines)
 
 

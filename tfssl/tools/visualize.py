@@ -12,7 +12,6 @@
 Every picture has a fixed pixel size (the *_size functions), so it can be put in documents as is.
 """
 
-import json
 import os
 
 import numpy as np
@@ -129,60 +128,26 @@ def plot_curves(workdir, path):
 
 
 # ---- the representation of a workdir ----
-def load_config(workdir, **overrides):
-  """The Config of the workdir's newest run (its flags.json) at this path, `overrides` applied."""
-  from tfssl.config import Config
-  path = os.path.join(workdir, "flags.json")
-  if not os.path.exists(path):
-    raise ValueError("%s has no flags.json: point --workdir at a tfssl training workdir" % workdir)
-  with open(path) as f:
-    values = json.load(f)
-  values.update({k: v for k, v in overrides.items() if v is not None})
-  values["workdir"] = workdir  # the folder may have moved since it was trained
-  return Config.make(**values)
-
-
-def newest_export(workdir):
-  root = os.path.join(workdir, "export")
-  if not os.path.isdir(root):
-    return None
-  steps = [int(d) for d in os.listdir(root)
-           if d.isdigit() and os.path.exists(os.path.join(root, d, "saved_model.pb"))]
-  return os.path.join(root, str(max(steps))) if steps else None
-
-
 def representation_fn(workdir, config):
-  """(images -> end points dict, where it came from): the newest export, else the newest checkpoint."""
+  """(images -> end points dict, where it came from): the newest export, else the newest checkpoint
+  (tfssl.models.representation); patch models' tiles are combined per image."""
   import tensorflow as tf
   from tfssl.evaluation import linear_probe
-  export_dir = newest_export(workdir)
+  from tfssl.models import representation as representation_lib
+  export_dir = representation_lib.newest_export(workdir)
   if export_dir:
-    from tfssl.models.export import load_export
-    export = load_export(export_dir)
-    rep, source = (lambda x: export.representation(x, training=False)), export_dir
+    rep = representation_lib.from_export(export_dir)
   else:
-    rep, source = _checkpoint_representation(workdir, config)
+    from tfssl.trainer import Trainer
+    rep = Trainer(config).restored_representation()
 
   @tf.function
   def fn(images):
     if images.shape.rank == 5:  # patch models: per-tile features combined per image
-      return linear_probe.patch_taps(rep, images, config.pool_mode, config.combine_patches)
-    return rep(images)
+      return linear_probe.patch_taps(rep.fn, images, config.pool_mode, config.combine_patches)
+    return rep.fn(images)
 
-  return fn, source
-
-
-def _checkpoint_representation(workdir, config):
-  import tensorflow as tf
-  from tfssl.trainer import Trainer
-  path = tf.train.latest_checkpoint(workdir)
-  if not path:
-    raise ValueError("%s has neither an export/<step> nor a checkpoint: train there first" % workdir)
-  trainer = Trainer(config)
-  trainer.build()
-  trainer.checkpoint.restore(path).expect_partial()
-  task = trainer.task
-  return (lambda x: task.representation(x, training=False)), path
+  return fn, rep.source
 
 
 # ---- nearest-neighbour retrieval ----
@@ -218,15 +183,6 @@ def pick_queries(labels, num_queries):
   return np.asarray(picked)
 
 
-def nearest_neighbours(bank, queries, k):
-  """Indices [Q, k] of each query's k most cosine-similar bank rows, nearest first."""
-  def unit(x):
-    x = np.asarray(x, np.float64)
-    return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
-  sims = unit(queries) @ unit(bank).T
-  return np.argsort(-sims, axis=1, kind="stable")[:, :k]
-
-
 def retrieval_grid(workdir, config, path, num_queries=8, bank_size=10000, end_point=None,
                    rep=None):
   """retrieval.png; returns {"path", "source", "wrong": neighbours of another class, "shown"}."""
@@ -240,7 +196,7 @@ def retrieval_grid(workdir, config, path, num_queries=8, bank_size=10000, end_po
   pool, pool_labels = knn.extract_features(fn, _eval_batches(config, "test", chain, QUERY_POOL),
                                            end_point)
   queries = pick_queries(pool_labels, num_queries)
-  neighbours = nearest_neighbours(bank, pool[queries], NUM_NEIGHBOURS)
+  _, neighbours = knn.nearest_neighbours(bank, pool[queries], NUM_NEIGHBOURS)
   query_images = _raw_images(config, "test", queries)
   bank_images = _raw_images(config, "train", neighbours.reshape(-1))
   classes = getattr(datasets.get_dataset(config.dataset, config.dataset_dir), "classes", None)
@@ -364,7 +320,8 @@ def draw_all(workdir, output_dir=None, num_queries=8, bank_size=10000, end_point
   """Every picture the workdir allows; returns {name: path}."""
   output_dir = output_dir or os.path.join(workdir, "pictures")
   written = {"curves": plot_curves(workdir, os.path.join(output_dir, "curves.png"))}
-  config = load_config(workdir, dataset_dir=dataset_dir)
+  from tfssl.workdir import training_config
+  config = training_config(workdir, dataset_dir=dataset_dir)
   if config.task != "knn_eval":
     result = retrieval_grid(workdir, config, os.path.join(output_dir, "retrieval.png"), num_queries,
                             bank_size, end_point)

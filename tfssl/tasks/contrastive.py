@@ -14,6 +14,7 @@ import tensorflow as tf
 from tfssl.models import get_net_for_task
 from tfssl.models.heads import LinearHead
 from tfssl.tasks.base import Task
+from tfssl.tasks.views import split_views
 
 
 class RepresentationNet(keras.Model):
@@ -32,14 +33,6 @@ class RepresentationNet(keras.Model):
   def call(self, images, training=False):
     end_points = self._represent(images, training=training)
     return end_points["pre_logits"], end_points
-
-
-def split_views(images):
-  """images [B, V, H, W, C] (the view-making ops' stack) -> V tensors [B, H, W, C];
-  a plain batch [B, H, W, C] is one view."""
-  if images.shape.rank == 5:
-    return [images[:, v] for v in range(images.shape[1])]
-  return [images]
 
 
 class ContrastiveTask(Task):
@@ -63,8 +56,18 @@ class ContrastiveTask(Task):
     self.built = True
 
   def projection_heads(self):
-    """The layers `representation` uses beyond the backbone (for the export)."""
+    """The layers `projection_output` uses (the export saves their variables)."""
     return []
+
+  def projection_output(self, h, training=False):
+    """The export's `proj_head_output` end point from the backbone's pre_logits `h`."""
+    raise NotImplementedError
+
+  def representation(self, images, training=False):
+    h, end_points = self.backbone(images, training=training)
+    end_points = dict(end_points)
+    end_points["proj_head_output"] = self.projection_output(h, training=training)
+    return end_points
 
   def export_module(self):
     from tfssl.models.export import ExportModule

@@ -1,0 +1,69 @@
+"""AVA's (AAG, Tu et al. 2020) views as preprocessing ops, as the MindSpore seed makes them.
+
+  ava_views      train: image [3, S, S, 3] = (x, y, aux), normalised with the CIFAR mean/std
+                 eval:  image [S, S, 3], resized if needed and normalised the same way
+  ava_eval_view  train and eval: the eval image of ava_views
+
+S is --image_size (default 32). x and y are standard views; aux is a RandAugment view
+(randaugment.py).
+"""
+
+import tensorflow as tf
+
+from tfssl.data.preprocess import register
+from tfssl.data.randaugment import quantize, randaugment
+from tfssl.data.randomness import apply_with_probability
+from tfssl.data.view_ops import (color_jitter, image_size, luma_grayscale, random_flip,
+                                 random_resized_crop, to_float01)
+
+# The AVA seed's CIFAR Normalize() constants (its dataset transform).
+CIFAR_MEAN = (0.4914, 0.4822, 0.4465)
+CIFAR_STD = (0.2023, 0.1994, 0.2010)
+
+
+def normalize_cifar(image01):
+  return (image01 - tf.constant(CIFAR_MEAN)) / tf.constant(CIFAR_STD)
+
+
+def ava_standard_view(image, size):
+  """Crop (0.2-1), colour adjust 0.4 always (hue 0.4 too; random order), grayscale p=0.2, flip."""
+  x = random_resized_crop(to_float01(image), size, area_range=(0.2, 1.0), min_object_covered=0.0,
+                          method="bilinear", antialias=True)
+  x = color_jitter(tf.clip_by_value(x, 0.0, 1.0), 0.4, 0.4, 0.4, 0.4)
+  x = apply_with_probability(luma_grayscale, x, 0.2)
+  return random_flip(x)
+
+
+def ava_aux_view(image, size, n, m):
+  """Crop (0.2-1), flip, RandAugment(n, m) on uint8 values."""
+  x = random_resized_crop(tf.cast(image, tf.float32), size, area_range=(0.2, 1.0),
+                          min_object_covered=0.0, method="bilinear", antialias=True)
+  x = random_flip(quantize(x))
+  return randaugment(x, n, m) / 255.0
+
+
+def ava_eval_image(image, size):
+  # The seed evaluates CIFAR at its own 32 px; other sizes are resized (identity at 32).
+  x = tf.image.resize(to_float01(image), [size, size], method="bilinear", antialias=True)
+  return normalize_cifar(tf.clip_by_value(tf.ensure_shape(x, [size, size, 3]), 0.0, 1.0))
+
+
+@register("ava_eval_view")
+def ava_eval_view(data, config, is_training):
+  del is_training  # deterministic in both modes, like center_crop_resize
+  out = dict(data)
+  out["image"] = ava_eval_image(data["image"], image_size(config, 32))
+  return out
+
+
+@register("ava_views", views=3, eval_op="ava_eval_view")
+def ava_views(data, config, is_training):
+  size = image_size(config, 32)
+  out = dict(data)
+  if not is_training:
+    out["image"] = ava_eval_image(data["image"], size)
+    return out
+  views = [ava_standard_view(data["image"], size), ava_standard_view(data["image"], size),
+           ava_aux_view(data["image"], size, config.randaugment_n, config.randaugment_m)]
+  out["image"] = normalize_cifar(tf.stack(views))
+  return out
