@@ -415,3 +415,13 @@ def define_flags(flag_values=None):
   if all(fv is not seen for seen in _DEFINED_ON):
     _DEFINED_ON.append(fv)
   return fv
+
+
+def config_from_flagfile(path, **overrides):
+  """A Config as `train_and_eval --flagfile=path --k=v ...` would build it (None values skipped)."""
+  from absl import flags
+  fv = define_flags(flags.FlagValues())
+  argv = ["tfssl", "--flagfile=" + path]
+  argv += ["--%s=%s" % (k, v) for k, v in overrides.items() if v is not None]
+  fv(argv)
+  return Config.from_flags(fv)

@@ -11,20 +11,17 @@ a method. The workdir holds:
   TRAINING_IS_DONE               written when training reached its last step
 """
 
-import math
 import os
 import time
 
 from absl import logging
 import tensorflow as tf
 
-from tfssl import optimizers
 from tfssl.data import datasets
+from tfssl.keras_api import create_task, training_plan
 from tfssl.models.export import save_export
 from tfssl.models.representation import from_checkpoint, weights_checkpoint
 from tfssl.runtime.session import start_runtime
-from tfssl.tasks import get_task_class
-from tfssl.tasks.base import TaskContext
 from tfssl.workdir import Workdir, WorkdirError
 
 DONE_FILE = "TRAINING_IS_DONE"
@@ -42,17 +39,10 @@ class Trainer:
     self.checkpoint_settings = self.runtime.checkpoints
     self.dataset_spec = datasets.get_dataset(config.dataset, config.dataset_dir)
     self.workdir = Workdir(self.runtime.workdir or config.workdir, config)
-    batch = config.batch_size or 1
-    # Fine-tuning trains on a labelled subset: its epochs are the subset's.
-    self.subset = (get_task_class(config.task).training_subset(config, self.dataset_spec)
-                   if config.task else None)
-    train_count = (self.subset.num_examples if self.subset is not None
-                   else self.dataset_spec.count(config.train_split))
-    self.steps_per_epoch = max(1, train_count // batch)
-    if config.train_steps:
-      self.total_steps = int(config.train_steps)
-    else:
-      self.total_steps = int(math.ceil((config.epochs or 0) * self.steps_per_epoch))
+    plan = training_plan(config, self.dataset_spec)
+    self.plan = plan
+    self.subset, self.steps_per_epoch, self.total_steps = (plan.subset, plan.steps_per_epoch,
+                                                           plan.total_steps)
     self.task = None
     self.optimizer = None
 
@@ -72,21 +62,10 @@ class Trainer:
     """Task, optimizer and checkpoint in the strategy scope; variables created on a tiny batch."""
     if self.task is not None:
       return self.task
-    cfg = self.config
-    ctx = TaskContext(num_classes=self.dataset_spec.num_classes, steps_per_epoch=self.steps_per_epoch,
-                      total_steps=max(1, self.total_steps), global_batch_size=cfg.batch_size or 1)
     with self.strategy.scope():
-      if cfg.random_seed is not None:
-        tf.keras.utils.set_random_seed(cfg.random_seed)
-      self.task = get_task_class(cfg.task)(cfg, ctx)
-      self.task(self._tiny_batch(), training=False)
-      schedule = optimizers.build_lr_schedule(cfg, self.steps_per_epoch, max(1, self.total_steps))
-      self.optimizer = optimizers.build_optimizer(
-          cfg, schedule, no_weight_decay=self.task.no_weight_decay_variables(),
-          not_adapted=self.task.not_adapted_variables())
-      # Not compile(): that adds Keras's own (never updated) "loss" tracker beside the task's.
-      self.task.optimizer = self.optimizer
-      self.optimizer.build(self.task.trainable_variables)
+      # The same task, optimizer and train_step as `fit` uses (tfssl/keras_api.py).
+      self.task = create_task(self.config, self.dataset_spec, self.plan)
+      self.optimizer = self.task.optimizer
       self.checkpoint = weights_checkpoint(self.task, optimizer=self.optimizer)
     return self.task
 
@@ -99,12 +78,6 @@ class Trainer:
                        % self.config.workdir)
     self.build()
     return from_checkpoint(self.task, path, self.config)
-
-  def _tiny_batch(self):
-    """Two examples of the training input, to create the task's variables by calling it once."""
-    ds = self.input_fn(self.config.train_split, is_training=True, batch_size=2)(None)
-    batch = next(iter(ds.take(1)))
-    return batch
 
   @property
   def step(self):

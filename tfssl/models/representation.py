@@ -11,6 +11,7 @@ import dataclasses
 import os
 from typing import Callable, Optional
 
+import keras
 import tensorflow as tf
 
 
@@ -22,6 +23,19 @@ def weights_checkpoint(model, **objects):
   tf.train.Checkpoint's graph (it follows direct attributes only).
   """
   return tf.train.Checkpoint(weights=list(model.weights), **objects)
+
+
+class Encoder(keras.Model):
+  """images -> end points dict of a net that returns (output, end points): the Keras face of a
+  task's representation (Task.encoder()), trainable with the net's own weights."""
+
+  def __init__(self, net, **kwargs):
+    super().__init__(name=kwargs.pop("name", "encoder"), **kwargs)
+    self.net = net
+
+  def call(self, images, training=False):
+    _, end_points = self.net(images, training=training)
+    return dict(end_points)
 
 
 @dataclasses.dataclass(frozen=True)

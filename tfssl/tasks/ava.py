@@ -63,6 +63,7 @@ class AVA(ContrastiveTask):
       loss = gnt + sup + self.weight_decay_loss()
     self.minimize(tape, loss)
     self.loss_tracker.update_state(gnt)
+    return self.logs()
 
   def projection_heads(self):
     return [self.head]

@@ -6,10 +6,11 @@ Contract with the trainer (tfssl/trainer.py):
   it (`{"image": ..., "label": ...}` after the task's preprocessing). Called once by the trainer on a
   tiny batch inside the strategy scope, so it must create every variable the task trains.
 - `train_step(features)` runs per replica inside `strategy.run`: compute the per-replica mean loss,
-  `self.minimize(tape, loss)`, update `self.metrics`. Return value is ignored; the trainer reads
-  `metric.result()` for every metric in `self.metrics` (aggregated across replicas by Keras).
-- `test_step(features)` likewise updates metrics for evaluation on `val_split`; the trainer reports
-  those in `self.eval_metrics` (default: all of `self.metrics`).
+  `self.minimize(tape, loss)`, update `self.metrics`, and return `self.logs()`, as Keras expects of
+  a custom train_step: the same step serves `task.fit(...)` (tfssl.keras_api) and the trainer,
+  which reads `metric.result()` for every metric in `self.metrics`.
+- `test_step(features)` likewise updates metrics for evaluation on `val_split` and returns
+  `self.logs(self.eval_metrics)` (default: all of `self.metrics`).
 - `representation(images, training=False)`: the end-points dict that the export's `representation`
   signature returns; `export_module()` gives the tf.Module that the trainer saves as `export/<step>`.
 
@@ -90,25 +91,55 @@ class Task(keras.Model):
       loss = loss + self.regularization_loss()
     self.minimize(tape, loss)
     self.update_metrics(loss, *outputs)
+    return self.logs()
 
   def test_step(self, features):
     loss, *outputs = self.forward(features, training=False)
     self.update_metrics(loss, *outputs)
+    return self.logs(self.eval_metrics)
 
   @property
   def eval_metrics(self):
     """The metrics test_step updates: what evaluation reports."""
     return self.metrics
 
+  @property
+  def metrics(self):
+    # The task's own trackers only: Keras's compile() (the fit path) adds a "loss" tracker of its
+    # own that a custom train_step never updates.
+    own = getattr(self, "_loss_tracker", None)
+    return [m for m in super().metrics if m is not own]
+
+  def logs(self, metrics=None):
+    """{name: result} of `metrics` (default: self.metrics), what train_step and test_step return."""
+    out = {}
+    for metric in self.metrics if metrics is None else metrics:
+      result = metric.result()
+      if isinstance(result, dict):
+        out.update(result)
+      else:
+        out[metric.name] = result
+    return out
+
   def representation(self, images, training=False):
     """End-points dict of the representation network (the export's `representation`)."""
     _, end_points = self.backbone(images, training=training)
     return end_points
 
+  def representation_net(self):
+    """The net (images -> (output, end points)) that the export saves; default: the backbone."""
+    return self.backbone
+
   def export_module(self):
-    """The tf.Module saved as the export; default: the backbone with the configured input shape."""
+    """The tf.Module saved as the export: representation_net with the configured input shape."""
     from tfssl.models.export import ExportModule
-    return ExportModule(self.backbone, input_shape=self.config.serving_shape)
+    return ExportModule(self.representation_net(), input_shape=self.config.serving_shape)
+
+  def encoder(self):
+    """A keras.Model, images -> end points dict, sharing this task's weights: what a Keras user
+    fine-tunes or calls after `fit` (the export's `representation`, without saving)."""
+    from tfssl.models.representation import Encoder
+    return Encoder(self.representation_net())
 
   # ---- helpers for subclasses ----
   def weight_decay_loss(self, variables=None):

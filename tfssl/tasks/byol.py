@@ -136,6 +136,7 @@ class BYOL(ContrastiveTask):
     self.update_target(tau)
     self.loss_tracker.update_state(regression)
     self.tau_tracker.update_state(tau)
+    return self.logs()
 
   def projection_heads(self):
     return [self.projector]

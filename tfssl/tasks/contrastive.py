@@ -69,10 +69,8 @@ class ContrastiveTask(Task):
     end_points["proj_head_output"] = self.projection_output(h, training=training)
     return end_points
 
-  def export_module(self):
-    from tfssl.models.export import ExportModule
-    net = RepresentationNet(self.backbone, self.projection_heads(), self.representation)
-    return ExportModule(net, input_shape=self.config.serving_shape)
+  def representation_net(self):
+    return RepresentationNet(self.backbone, self.projection_heads(), self.representation)
 
   def not_adapted_variables(self):
     # SimCLR excludes head_supervised from LARS (exclude_from_weight_decay, which is also its
@@ -106,7 +104,8 @@ class ContrastiveTask(Task):
 
   def test_step(self, features):
     if self.probe is None:
-      return
+      return self.logs(self.eval_metrics)
     images = split_views(features["image"])[0]
     pre_logits, _ = self.backbone(images, training=False)
     self.probe_loss(pre_logits, features["label"], 1)
+    return self.logs(self.eval_metrics)

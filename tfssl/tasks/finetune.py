@@ -151,6 +151,7 @@ class Finetune(Task):
     self.minimize(tape, loss, variables)
     self.restore_frozen_statistics()
     self._update(ce, labels, logits)
+    return self.logs()
 
   def restore_frozen_statistics(self):
     """Puts back the frozen blocks' BatchNorm averages that the training-mode pass moved."""
@@ -162,6 +163,7 @@ class Finetune(Task):
     logits = tf.cast(self(features, training=False), tf.float32)
     self._update(tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(labels, logits)),
                  labels, logits)
+    return self.logs(self.eval_metrics)
 
   # ---- export ----
   def representation(self, images, training=False):

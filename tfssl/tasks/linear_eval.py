@@ -95,10 +95,12 @@ class LinearEval(Task):
       loss = ce + self.weight_decay_loss(variables)
     self.minimize(tape, loss, variables)
     self.loss_tracker.update_state(ce)
+    return self.logs()
 
   def test_step(self, features):
     logits = self(features, training=False)
     self.loss_tracker.update_state(self._loss_and_metrics(features["label"], logits))
+    return self.logs(self.eval_metrics)
 
   def representation(self, images, training=False):
     out = dict(self.export.representation(images, training=False))

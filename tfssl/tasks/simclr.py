@@ -71,6 +71,7 @@ class SimCLR(ContrastiveTask):
     self.loss_tracker.update_state(contrastive)
     hits = tf.equal(tf.argmax(labels, 1), tf.argmax(logits_ab, 1))
     self.contrast_acc.update_state(tf.cast(hits, tf.float32))
+    return self.logs()
 
   def projection_heads(self):
     return [self.projection]

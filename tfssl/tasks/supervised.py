@@ -40,9 +40,11 @@ class Supervised(Task):
       loss = ce + self.weight_decay_loss()
     self.minimize(tape, loss)
     self._update(ce, labels, logits)
+    return self.logs()
 
   def test_step(self, features):
     labels = features["label"]
     logits = tf.cast(self(features, training=False), tf.float32)
     ce = tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(labels, logits))
     self._update(ce, labels, logits)
+    return self.logs(self.eval_metrics)

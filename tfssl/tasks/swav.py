@@ -182,6 +182,7 @@ class SwAV(ContrastiveTask):
     for slot, held in zip(slots, before[1:]):
       slot.assign(tf.where(frozen, held, tf.convert_to_tensor(slot)))
     self.loss_tracker.update_state(swav)
+    return self.logs()
 
   def projection_heads(self):
     return [self.projector]

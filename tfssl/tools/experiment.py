@@ -5,10 +5,9 @@ benchmarks/accuracy.py run. Each step is the same Trainer that `python -m tfssl.
 import os
 import time
 
-from absl import flags
 import numpy as np
 
-from tfssl.config import Config, define_flags
+from tfssl.config import Config, config_from_flagfile  # noqa: F401  (the tools' and tests' entry)
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -28,15 +27,6 @@ def eval_view(config):
 
 def flagfile_path(task, dataset):
   return os.path.join(REPO, "flags", task, dataset + ".cfg")
-
-
-def config_from_flagfile(path, **overrides):
-  """A Config as `train_and_eval --flagfile=path --k=v ...` would build it."""
-  fv = define_flags(flags.FlagValues())
-  argv = ["tfssl", "--flagfile=" + path]
-  argv += ["--%s=%s" % (k, v) for k, v in overrides.items() if v is not None]
-  fv(argv)
-  return Config.from_flags(fv)
 
 
 def pretrain(config):
