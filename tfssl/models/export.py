@@ -10,9 +10,12 @@ no graph variants, so the `training` switch becomes an argument of the saved fun
   m.signatures["default"](image=images)     # inference signatures, for serving tools
   m.signatures["representation"](image=images)
 
-Keras users fine-tune the backbone through `keras.layers.TFSMLayer(path,
-call_endpoint="default_inference", call_training_endpoint="default_training", trainable=True)`,
-or through `representation_inference` / `representation_training` for the end points.
+Keras users fine-tune the backbone through `ExportLayer(path, trainable=True)` (below), a Keras
+layer over the export whose weights are named by their layer paths. keras.layers.TFSMLayer loads
+the same endpoints (`default_inference` / `default_training`, `representation_inference` /
+`representation_training`) but names each weight after TF's variable name, which ends in ":0";
+any optimizer that keeps slots (Adam, momentum) then fails on the slot's scope name, so TFSMLayer
+fine-tunes with plain SGD only.
 """
 
 import os
@@ -20,6 +23,7 @@ import shutil
 import uuid
 
 from absl import logging
+import keras
 import tensorflow as tf
 
 
@@ -161,3 +165,45 @@ class LoadedExport:
 
 def load_export(path):
   return LoadedExport(path)
+
+
+def _weight_name(paths):
+  """A Keras weight name from a variable's object-graph paths: the net's own path (`net/...`, the
+  layer path, e.g. blocks_0_members_0_bn1_gamma) where there is one, with "_" for "/" (Keras names
+  have no slashes, and optimizer scopes no colons)."""
+  chosen = next((p for p in paths if p.startswith("net/")), paths[0])
+  if chosen.startswith("net/"):
+    chosen = chosen[len("net/"):]
+  # Keras keeps a layer's kernel as `_kernel`: the private underscore says nothing to a user.
+  return "_".join(part.lstrip("_") for part in chosen.split("/"))
+
+
+class ExportLayer(keras.layers.Layer):
+  """A Keras layer over an export: `output="default"` gives the net's output (pre_logits or
+  logits), `output="representation"` the end-points dict. Trainable with any Keras optimizer;
+  `training=True` runs the export's training graph (BatchNorm on batch statistics)."""
+
+  def __init__(self, path, output="default", trainable=True, **kwargs):
+    super().__init__(trainable=trainable, **kwargs)
+    if output not in ("default", "representation"):
+      raise ValueError("ExportLayer output=%r: use default or representation" % (output,))
+    from tfssl.models.export_graph import variable_paths
+    self.export_path = path  # (Layer.path is Keras's own)
+    self.output_name = output
+    self._export = Untracked(LoadedExport(path))
+    module = self._export.value.module
+    self._inference = getattr(module, output + "_inference")
+    self._training = getattr(module, output + "_training")
+    paths = variable_paths(module)
+    for v in module.variable_list:
+      # Shares the export's tf.Variable (as TFSMLayer does), under a name optimizers accept.
+      weight = keras.Variable(initializer=v, trainable=v.trainable and trainable, dtype=v.dtype,
+                              shape=v.shape, name=_weight_name(sorted(paths[v.ref()])))
+      self._track_variable(weight)
+
+  def call(self, inputs, training=False):
+    return self._training(inputs) if training else self._inference(inputs)
+
+  def get_config(self):
+    # Not portable beyond this machine's path, as TFSMLayer's.
+    return {**super().get_config(), "path": self.export_path, "output": self.output_name}
