@@ -220,3 +220,14 @@ def test_fashion_mnist_records_through_load_batches(fashion_mnist_dir):
     np.testing.assert_array_equal(images[..., 0], images[..., 2])  # gray tiled to 3 channels
     labels.extend(batch["label"].numpy().tolist())
   assert set(labels) == set(range(10))
+
+
+def test_imagenet_on_a_converted_folder_reads_its_manifest(fashion_mnist_dir):
+  # An imagenet flagfile given a folder made by build_tfrecords: the folder's 10 classes and
+  # counts, not ImageNet's 1000 and 1,231,121 (which made the epoch and schedule wrong).
+  spec = datasets.get_dataset("imagenet", fashion_mnist_dir)
+  reference = datasets.get_dataset("tfrecord", fashion_mnist_dir)
+  assert spec.num_classes == 10
+  assert {s: spec.count(s) for s in dataset_spec.SPLITS} == {
+      s: reference.count(s) for s in dataset_spec.SPLITS}
+  assert spec.count("trainval") == 60000

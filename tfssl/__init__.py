@@ -5,8 +5,20 @@ The Keras way (tfssl/keras_api.py): `config_from_flagfile`, `build_task`, `train
 """
 
 import importlib
+import sys
 
 __version__ = "0.1.0"
+
+# `python -m tfssl.<command>` imports this package while the module is being located, when
+# sys.argv[0] is still "-m" (Python's documented behaviour), and before the command imports
+# TensorFlow: the moment for the environment TensorFlow reads at import (runtime/cpu_defaults.py)
+# and for filtering its C++ banner out of the console (runtime/console.py). A library user's
+# process (a notebook, a script, pytest) is left alone.
+if sys.argv and sys.argv[0] == "-m":
+  from tfssl.runtime.console import quiet_tensorflow_banner
+  from tfssl.runtime.cpu_defaults import apply_cpu_defaults
+  apply_cpu_defaults()
+  quiet_tensorflow_banner()
 
 # Imported on first use, so that `import tfssl` does not import TensorFlow.
 _API = {

@@ -173,6 +173,8 @@ _PORT = (
     FlagSpec("keep_checkpoint_max", "integer", 5, "How many of the newest checkpoints to keep."),
     FlagSpec("log_every_steps", "integer", 100, "Log progress (loss, lr, steps/s, images/s, ETA) and "
              "write summaries every this many steps."),
+    FlagSpec("progress_every_secs", "float", 10.0, "Between those lines, a short progress line (steps, "
+             "epoch, loss, images/s after compilation, ETA) every this many seconds (0: none)."),
     FlagSpec("eval_timeout_secs", "integer", 600, "--run_eval: give up waiting for a new checkpoint after "
              "this many seconds (the original's 10 minutes)."),
     FlagSpec("eval_steps", "integer", None, "Evaluation batches to run; default the whole val split."),

@@ -4,7 +4,8 @@
   bash shell/rotation/imagenet.sh --workdir=W --dataset_dir=D [more flags override the flagfile]
 
 Flags are validated before anything heavy starts: a mistake gives one `tfssl: error:` line and
-exit code 2.
+exit code 2 (a problem with the workdir or the data while running: exit code 1). `--help` shows the
+flags to start with, `--helpfull` every flag (also in docs/FLAGS.md).
 """
 
 import importlib
@@ -17,6 +18,7 @@ from absl import flags
 from absl import logging
 
 from tfssl.config import ALL_FLAGS, Config, define_flags, flag_spec
+from tfssl.runtime.console import flags_parser, quiet_tensorflow_banner, use_short_log_lines
 from tfssl.runtime.cpu_defaults import apply_cpu_defaults
 
 define_flags()
@@ -27,6 +29,10 @@ COMMANDS = {"knn_eval": "tfssl.tools.knn_eval:run"}
 # Comma-separated modules imported before the flags are parsed: methods and datasets from outside
 # the package register themselves there (README, "Adding a method").
 PLUGINS_ENV = "TFSSL_PLUGINS"
+# The flags a newcomer needs first: `--help` shows these, `--helpfull` every flag.
+KEY_FLAGS = ("task", "workdir", "dataset", "dataset_dir", "architecture", "batch_size",
+             "lr", "train_steps", "epochs", "preprocessing", "run_eval", "hub_module", "strategy",
+             "precision")
 
 
 class UsageError(ValueError):
@@ -109,6 +115,23 @@ def _resolve(path):
   return getattr(importlib.import_module(module), attribute)
 
 
+def preflight(config):
+  """The checks that read the disk, before anything is built or written: the export and the shard
+  files the run reads exist. ValueError naming the thing and the fix."""
+  from tfssl.data import datasets
+  if config.hub_module and not os.path.exists(os.path.join(config.hub_module, "saved_model.pb")):
+    raise ValueError("--hub_module=%s holds no saved_model.pb: give an export/<step> directory "
+                     "written by --run_eval" % config.hub_module)
+  if config.dataset.startswith(datasets.TFDS_PREFIX):
+    return
+  spec = datasets.get_dataset(config.dataset, config.dataset_dir)
+  splits = [config.val_split] if config.run_eval else [config.train_split]
+  if config.task in COMMANDS:
+    splits = [config.train_split, config.val_split]
+  for split in splits:
+    spec.files(split)
+
+
 def main(argv):
   if len(argv) > 1:
     _usage_exit("unexpected arguments: %s (flags are --name=value)" % " ".join(argv[1:]))
@@ -123,6 +146,7 @@ def main(argv):
   from tfssl.workdir import WorkdirError
   trainer = None
   try:
+    preflight(config)
     if config.task in COMMANDS:
       _resolve(COMMANDS[config.task])(config)
       return
@@ -133,6 +157,12 @@ def main(argv):
       trainer.train()
   except WorkdirError as e:
     _error_exit(str(e), code=1)
+  except ValueError as e:
+    # tfssl's checks of what the user gave (a folder, an export, a chain, a split) raise
+    # ValueError with a message naming the thing and the fix. TFSSL_TRACEBACK=1 shows where.
+    if os.environ.get("TFSSL_TRACEBACK") == "1":
+      raise
+    _usage_exit(str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__)
   except tf.errors.OpError as e:
     message = op_user_error(e)
     if message is None:
@@ -176,10 +206,15 @@ def load_plugins(names=None):
 
 def run():
   apply_cpu_defaults()
+  quiet_tensorflow_banner()
   load_plugins()
   define_flags()  # the plugins' flags, registered after this module's import
+  for name in KEY_FLAGS:  # what --help shows first (--helpfull: every flag)
+    flags.declare_key_flag(name)
   logging.set_verbosity(logging.INFO)
-  app.run(main)
+  use_short_log_lines()
+  app.run(main, flags_parser=flags_parser(
+      "tfssl: error:", "python -m tfssl.train_and_eval --helpfull lists every flag"))
 
 
 if __name__ == "__main__":

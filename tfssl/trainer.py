@@ -86,8 +86,10 @@ class Trainer:
   # ---- training ----
   def train(self):
     cfg = self.config
-    self.workdir.claim()
+    # Built (data read, export loaded) before the workdir is claimed: a run that cannot start
+    # leaves no task_info.json behind.
     self.build()
+    self.workdir.claim()
     manager = self.workdir.checkpoint_manager(self.checkpoint, self.checkpoint_settings.keep_checkpoint_max)
     restored = self.workdir.restore_latest(self.checkpoint)
     if restored:
@@ -106,9 +108,11 @@ class Trainer:
     log_every = max(1, cfg.log_every_steps)
     knn_every = int(round(cfg.knn_every_epochs * self.steps_per_epoch)) if cfg.knn_every_epochs else 0
     save = self.checkpoint_settings
+    progress_every = float(cfg.progress_every_secs or 0)
     last_save, last_save_step = time.time(), self.step
     start_step, start_time = self.step, time.time()
     window_step, window_time = start_step, start_time
+    last_line, first_call = start_time, True
     self.task.reset_metrics()
     logs = {}
     while self.step < self.total_steps:
@@ -122,8 +126,16 @@ class Trainer:
       n = max(1, min(cfg.steps_per_execution, min(bounds) - step))
       run_steps(iterator, tf.constant(n, tf.int32))
       step = self.step
-      if step % log_every == 0 or step >= self.total_steps:
-        now = time.time()
+      now = time.time()
+      log_due = step % log_every == 0 or step >= self.total_steps
+      if first_call:
+        first_call = False
+        logging.info("First step done after %s (tracing and compiling the training step); "
+                     "%d steps to go.", _hms(now - start_time), self.total_steps - step)
+        if not log_due:  # rates measured from here leave the compilation out
+          window_step, window_time = step, now
+        last_line = now
+      if log_due:
         logs = self._metric_results()
         logs["learning_rate"] = float(self.optimizer.learning_rate.numpy()) if hasattr(
             self.optimizer.learning_rate, "numpy") else float(self.optimizer.learning_rate)
@@ -136,6 +148,15 @@ class Trainer:
         self._write_summaries("train", step, logs)
         self.task.reset_metrics()
         window_step, window_time = step, now
+        last_line = now
+      elif progress_every and now - last_line >= progress_every:
+        # Between the --log_every_steps lines: a short line every --progress_every_secs.
+        rate = (step - window_step) / max(now - window_time, 1e-9)
+        loss = self.task.loss_tracker.result()
+        logging.info("%d/%d steps (epoch %.2f), loss %.4g, %.1f images/s, eta %s", step,
+                     self.total_steps, step / self.steps_per_epoch, float(loss),
+                     rate * images_per_step, _hms((self.total_steps - step) / max(rate, 1e-9)))
+        last_line = now
       if knn_every and step % knn_every == 0:
         self.knn_monitor(step)
       # Save by steps (the NPU run config) or by seconds (--save_checkpoints_secs).

@@ -120,12 +120,17 @@ class Workdir:
     return path
 
   def save(self, manager, step):
+    # TF's saver logs a "Sharding callback duration" INFO line per save: noise on the console.
+    verbosity = logging.get_verbosity()
+    logging.set_verbosity(logging.WARNING)
     try:
       path = manager.save(checkpoint_number=step)
     except (tf.errors.OpError, OSError) as e:
       raise WorkdirError("cannot save a checkpoint in %s (%s): free space or make it writable; the "
                          "newest complete checkpoint (%s) is intact" % (self.path, str(e).splitlines()[0],
                                                                        manager.latest_checkpoint))
+    finally:
+      logging.set_verbosity(verbosity)
     logging.info("Saved checkpoint %s", path)
     return path
 

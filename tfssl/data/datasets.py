@@ -2,7 +2,9 @@
 
 Datasets (`get_dataset(name, dataset_dir)`):
 - `imagenet`: slim's shards `train-%05d-of-01024` and `validation-%05d-of-00128`, 1000 classes,
-  stored labels 1..1000 (label offset 1), with the original's split counts.
+  stored labels 1..1000 (label offset 1), with the original's split counts. A folder holding a
+  `dataset_info.json` is read through that manifest instead (a folder converted by
+  build_tfrecords, given to an imagenet flagfile).
 - `fashion_mnist`, `cifar10`, `cifar100`, `tfrecord`: any folder holding a `dataset_info.json`
   manifest (written by `python -m tfssl.tools.build_tfrecords`); classes, label offset and
   per-shard counts come from it. The named ones only warn when the manifest names another dataset.
@@ -126,6 +128,12 @@ def _check_dir(name, dataset_dir):
 
 def imagenet(name, dataset_dir):
   _check_dir(name, dataset_dir)
+  if tf.io.gfile.exists(os.path.join(dataset_dir, MANIFEST)):
+    # A folder converted by build_tfrecords (the imagenet flagfiles run on one as they are): its
+    # manifest, not ImageNet's table, says its classes and sizes.
+    logging.info("%s holds %s: reading it through its manifest (as --dataset=tfrecord), not as "
+                 "ImageNet's 1024 shards", dataset_dir, MANIFEST)
+    return from_manifest("tfrecord", dataset_dir)
   train = ["train-%05d-of-%05d" % (i, IMAGENET_TRAIN_SHARDS) for i in range(IMAGENET_TRAIN_SHARDS)]
   validation = ["validation-%05d-of-%05d" % (i, IMAGENET_VALIDATION_SHARDS)
                 for i in range(IMAGENET_VALIDATION_SHARDS)]

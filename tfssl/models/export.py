@@ -93,12 +93,16 @@ def save_export(module, export_dir):
   tf.io.gfile.makedirs(parent)
   tmp = os.path.join(parent, ".tmp-%s-%s" % (os.path.basename(export_dir), uuid.uuid4().hex[:8]))
   module.trace()
+  # tf.saved_model.save logs each function and asset at INFO, lines kilobytes long: not for a user.
+  verbosity = logging.get_verbosity()
+  logging.set_verbosity(logging.WARNING)
   try:
     tf.saved_model.save(module, tmp, signatures=module.signatures())
     if tf.io.gfile.exists(export_dir):
       shutil.rmtree(export_dir)
     tf.io.gfile.rename(tmp, export_dir)
   finally:
+    logging.set_verbosity(verbosity)
     if tf.io.gfile.exists(tmp):
       shutil.rmtree(tmp, ignore_errors=True)
   return export_dir

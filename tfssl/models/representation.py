@@ -43,6 +43,7 @@ class Representation:
   fn: Callable  # images [B, H, W, 3] float32 -> end points dict (inference mode)
   source: str  # the export directory or the checkpoint path
   config: Optional[object] = None  # the training run's Config, for a checkpoint
+  input_shape: Optional[list] = None  # [None, H, W, 3] an export was saved for (None: any size)
 
 
 def newest_export(workdir):
@@ -59,7 +60,8 @@ def newest_export(workdir):
 def from_export(path) -> Representation:
   from tfssl.models.export import load_export
   export = load_export(path)
-  return Representation(lambda images: export.representation(images, training=False), path)
+  return Representation(lambda images: export.representation(images, training=False), path,
+                        input_shape=export.input_shape)
 
 
 def from_checkpoint(task, path, config=None) -> Representation:

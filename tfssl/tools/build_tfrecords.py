@@ -7,6 +7,10 @@ r"""Converts images to slim-style TFRecord shards plus a dataset_info.json manif
 
 A killed run resumes where it stopped when rerun with the same flags; unreadable images are skipped
 and listed (or stop the run under --strict).
+
+Exit codes: 0 done (and verified, with --verify); 1 the input or the build is wrong: one `error:`
+line naming the file or flag and the fix, or one `verify failed:` line per problem; 2 a flag that
+cannot be parsed.
 """
 
 import os
@@ -133,8 +137,13 @@ def execute(fv):
 
 
 def run():
+  from tfssl.runtime.console import flags_parser, quiet_tensorflow_banner
+  from tfssl.runtime.cpu_defaults import apply_cpu_defaults
+  apply_cpu_defaults()  # TF_CPP_MIN_LOG_LEVEL=2: --verify reads the shards through TensorFlow
+  quiet_tensorflow_banner()
   define_flags()
-  app.run(main)
+  app.run(main, flags_parser=flags_parser(
+      "error:", "python -m tfssl.tools.build_tfrecords --help lists the flags"))
 
 
 if __name__ == "__main__":

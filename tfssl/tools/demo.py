@@ -64,7 +64,11 @@ def main(argv):
 
 
 def run():
-  logging.set_verbosity(logging.WARNING)
+  from tfssl.runtime.console import quiet_tensorflow_banner, use_short_log_lines
+  quiet_tensorflow_banner()
+  # The trainer's progress lines (steps, loss, images/s, ETA) are the demo's progress.
+  logging.set_verbosity(logging.INFO)
+  use_short_log_lines()
   app.run(main)
 
 

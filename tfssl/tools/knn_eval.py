@@ -40,6 +40,19 @@ def load_representation(config):
   return Trainer(train_config).restored_representation()
 
 
+def _check_input_size(rep, batches, chain):
+  """An export built for fixed-size images refuses others deep inside its graph; say it first."""
+  expected = rep.input_shape[1:3] if rep.input_shape else None
+  if not expected or None in expected:
+    return
+  got = list(next(iter(batches.take(1)))["image"].shape[1:3])
+  if got != list(expected):
+    raise ValueError("the evaluation chain %r gives %dx%d images and the export at %s takes %dx%d: "
+                     "pass --knn_preprocessing with that size (e.g. --image_size=%d or "
+                     "--resize_size=%d)" % (chain, got[0], got[1], rep.source, expected[0],
+                                            expected[1], expected[0], expected[0]))
+
+
 def run(config):
   """Evaluates and records; returns the results dict."""
   rep = load_representation(config)
@@ -55,6 +68,7 @@ def run(config):
                                   dataset=spec)(None)
 
   bank = batches(config.train_split)
+  _check_input_size(rep, bank, chain)
   if config.knn_max_train_examples:
     bank = bank.unbatch().take(config.knn_max_train_examples).batch(data_config.eval_batch_size)
   result = knn.knn_accuracy(tf.function(rep.fn), bank, batches(config.val_split),

@@ -8,6 +8,7 @@ import os
 import tensorflow as tf
 
 from tfssl.data import tfrecord
+from tfssl.runtime.console import op_error_text
 
 _REBUILD = "delete it and rerun build_tfrecords to rewrite it"
 
@@ -40,7 +41,7 @@ def _check_shard(path, expected, manifest):
   try:
     count, low, high, bad_size = _read_shard(path)
   except tf.errors.OpError as e:
-    return [f"{path}: unreadable ({e.message.splitlines()[0]}): {_REBUILD}"]
+    return [f"{path}: unreadable ({op_error_text(e.message)}): {_REBUILD}"]
   problems = []
   if count != expected:
     problems.append(f"{path}: dataset_info.json says {expected} records, the file holds {count}: "

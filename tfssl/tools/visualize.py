@@ -350,6 +350,8 @@ def main(argv):
 
 
 def run():
+  from tfssl.runtime.console import quiet_tensorflow_banner
+  quiet_tensorflow_banner()
   from absl import app
   from tfssl.runtime.cpu_defaults import apply_cpu_defaults
   apply_cpu_defaults()

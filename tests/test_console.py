@@ -1,0 +1,129 @@
+"""What a user sees on the console: no TensorFlow C++ banner, and for every mistake a user can make,
+one `tfssl: error:` (or `verify failed:`) line, no traceback, a documented exit code, and nothing
+half-written in the workdir."""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+BANNER = ("All log messages before absl::InitializeLog()", "oneDNN custom operations are on",
+          "cpu_feature_guard", "rebuild TensorFlow with the appropriate compiler flags")
+
+
+def cli(args, repo_root, module="tfssl.train_and_eval", env=None):
+  environ = dict(os.environ, **(env or {}))
+  # As a user's shell has it: tfssl's commands set these themselves.
+  environ.pop("TF_CPP_MIN_LOG_LEVEL", None)
+  environ["TF_ENABLE_ONEDNN_OPTS"] = "1"  # the banner's worst case
+  return subprocess.run([sys.executable, "-m", module] + args, cwd=repo_root, env=environ,
+                        capture_output=True, text=True, timeout=600)
+
+
+def assert_one_line(proc, code, *words, prefix="tfssl: error:"):
+  assert proc.returncode == code, (proc.returncode, proc.stderr[-3000:])
+  assert "Traceback" not in proc.stderr, proc.stderr[-3000:]
+  lines = [l for l in proc.stderr.splitlines() if l.startswith(prefix)]
+  assert len(lines) == 1, proc.stderr[-3000:]
+  for word in words:
+    assert word in lines[0], (word, lines[0])
+  for banner in BANNER:
+    assert banner not in proc.stderr, proc.stderr[:2000]
+  return lines[0]
+
+
+def test_imagenet_flagfile_on_an_empty_folder(tmp_path, repo_root):
+  empty = tmp_path / "empty"
+  empty.mkdir()
+  workdir = tmp_path / "w"
+  proc = cli(["--flagfile=flags/rotation/imagenet.cfg", "--workdir=%s" % workdir,
+              "--dataset_dir=%s" % empty], repo_root)
+  assert_one_line(proc, 2, str(empty), "train-00000-of-01024")
+  assert not workdir.exists()  # no task_info.json left behind
+
+
+def test_an_export_that_does_not_exist(tmp_path, repo_root, fashion_mnist_dir):
+  workdir = tmp_path / "w"
+  proc = cli(["--flagfile=flags/evaluation/rotation_or_exemplar.cfg", "--workdir=%s" % workdir,
+              "--dataset=fashion_mnist", "--dataset_dir=%s" % fashion_mnist_dir,
+              "--hub_module=%s" % (tmp_path / "no_export")], repo_root)
+  assert_one_line(proc, 2, "--hub_module", "no_export", "saved_model.pb")
+  assert not workdir.exists()
+
+
+def test_a_flag_absl_cannot_parse_exits_2(repo_root):
+  proc = cli(["--batch_size=many"], repo_root)
+  assert_one_line(proc, 2, "--batch_size", "many")
+  assert "FATAL Flags parsing error" not in proc.stderr
+
+
+def test_an_unknown_flag_exits_2(repo_root):
+  proc = cli(["--batchsize=8"], repo_root)
+  assert_one_line(proc, 2, "batchsize")
+
+
+def test_knn_with_a_chain_of_another_size_than_the_export(tmp_path, repo_root, fashion_mnist_dir):
+  from tfssl.models import get_net
+  from tfssl.models.export import ExportModule, save_export
+  net = get_net("cifar_resnet18", None, filters_factor=1)
+  net(np.zeros([1, 32, 32, 3], np.float32))
+  export = save_export(ExportModule(net, input_shape=(None, 32, 32, 3)), str(tmp_path / "e"))
+  proc = cli(["--task=knn_eval", "--hub_module=%s" % export, "--workdir=%s" % (tmp_path / "k"),
+              "--dataset=fashion_mnist", "--dataset_dir=%s" % fashion_mnist_dir,
+              "--knn_preprocessing=0_to_1", "--eval_batch_size=500", "--val_split=test",
+              "--knn_max_train_examples=500"], repo_root)
+  assert_one_line(proc, 2, "28x28", "32x32", "--knn_preprocessing")
+
+
+def test_verify_on_a_truncated_shard(tmp_path, repo_root, fashion_mnist_dir):
+  folder = tmp_path / "records"
+  shutil.copytree(fashion_mnist_dir, folder)
+  with open(folder / "dataset_info.json") as f:
+    shard = json.load(f)["splits"]["validation"]["shards"][0]["file"]
+  path = folder / shard
+  with open(path, "r+b") as f:
+    f.truncate(os.path.getsize(path) - 1000)
+  proc = cli(["--verify", "--output_dir=%s" % folder], repo_root,
+             module="tfssl.tools.build_tfrecords")
+  line = assert_one_line(proc, 1, shard, "truncated record", "rerun build_tfrecords",
+                         prefix="verify failed:")
+  assert "function_node" not in line and "[Op:" not in line
+
+
+def test_a_training_run_prints_progress_and_no_banner(tmp_path, repo_root, fashion_mnist_dir):
+  proc = cli(["--flagfile=flags/rotation/fashion_mnist.cfg", "--workdir=%s" % (tmp_path / "w"),
+              "--dataset_dir=%s" % fashion_mnist_dir, "--train_steps=3", "--log_every_steps=3"],
+             repo_root)
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  for banner in BANNER:
+    assert banner not in proc.stderr, proc.stderr[:2000]
+  assert "First step done" in proc.stderr and "step 3/3" in proc.stderr
+  # Short lines: a clock and the message, not absl's `I1201 11:46:47.356666 1404895 file.py:158]`.
+  progress = [l for l in proc.stderr.splitlines() if "step 3/3" in l][0]
+  assert ".py:" not in progress
+
+
+def test_the_banner_comes_back_when_asked(tmp_path, repo_root):
+  # The same failing run as above, which imports TensorFlow before it stops.
+  empty = tmp_path / "empty"
+  empty.mkdir()
+  proc = cli(["--flagfile=flags/rotation/imagenet.cfg", "--workdir=%s" % (tmp_path / "w"),
+              "--dataset_dir=%s" % empty], repo_root, env={"TFSSL_TF_BANNER": "1"})
+  assert proc.returncode == 2
+  assert "oneDNN custom operations are on" in proc.stderr
+
+
+def test_the_filter_keeps_every_other_line_in_order():
+  code = ("import sys\nfrom tfssl.runtime.console import quiet_tensorflow_banner\n"
+          "quiet_tensorflow_banner()\n"
+          "sys.stderr.write('one\\nWARNING: All log messages before absl::InitializeLog() is called "
+          "are written to STDERR\\ntwo\\n')\n"
+          "sys.stderr.write('I0000 00:00:1796126380.433995   25426 port.cc:153] oneDNN custom "
+          "operations are on. You may see...\\nthree')\n")
+  proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+  assert proc.returncode == 0
+  assert proc.stderr == "one\ntwo\nthree"
