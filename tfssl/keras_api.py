@@ -35,7 +35,24 @@ class TrainingPlan:
   total_steps: int
 
 
+def check_labels(config, dataset_spec):
+  """ValueError (one line naming the fix) when the run reads labels the dataset does not have."""
+  if getattr(dataset_spec, "labeled", True):
+    return
+  reader = get_task_class(config.task).needs_labels(config) if config.task else None
+  if reader is None and config.knn_every_epochs:
+    reader = "--knn_every_epochs"
+  if reader is None:
+    return
+  fixes = {"--task": "pretrain with a task that needs none (rotation, simclr, ...)",
+           "--lineareval_while_pretraining": "pass --nolineareval_while_pretraining",
+           "--knn_every_epochs": "pass --knn_every_epochs=0"}
+  raise ValueError("%s holds images without labels, and %s reads labels (--task=%s): %s" % (
+      getattr(dataset_spec, "dataset_dir", dataset_spec.name), reader, config.task, fixes[reader]))
+
+
 def training_plan(config, dataset_spec):
+  check_labels(config, dataset_spec)
   batch = config.batch_size or 1
   # Fine-tuning trains on a labelled subset: its epochs are the subset's.
   subset = get_task_class(config.task).training_subset(config, dataset_spec) if config.task else None

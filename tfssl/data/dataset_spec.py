@@ -47,6 +47,7 @@ class DatasetSpec:
   name = None
   num_classes = None
   label_offset = 0
+  labeled = True  # False: images without classes (a converted folder of photos); labels read -1
 
   def count(self, split):
     raise NotImplementedError

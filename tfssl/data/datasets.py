@@ -165,12 +165,17 @@ def from_manifest(name, dataset_dir):
     logging.warning("--dataset=%s but %s/%s describes %r; reading it anyway", name, dataset_dir,
                     MANIFEST, manifest.get("name"))
   classes = manifest.get("classes")
+  labeled = bool(manifest.get("labeled", True))
   num_classes = manifest.get("num_classes") or (len(classes) if classes else None)
+  if not labeled:
+    num_classes = 0
   logical = split_shards(shards.get("train", []), shards.get("validation", []))
   files = {s: None if v is None else [f for f, _ in v] for s, v in logical.items()}
   counts = {s: None if v is None else sum(c for _, c in v) for s, v in logical.items()}
-  return ShardedDataset(name, dataset_dir, num_classes, int(manifest.get("label_offset", 1)),
+  spec = ShardedDataset(name, dataset_dir, num_classes, int(manifest.get("label_offset", 1)),
                         files, counts, classes)
+  spec.labeled = labeled
+  return spec
 
 
 _DATASETS = {

@@ -55,6 +55,15 @@ class Task(keras.Model):
   VIEWS_HINT = ""
   # Evaluation tasks train on a frozen or fine-tuned export (--hub_module), not a backbone of their own.
   READS_EXPORT = False
+  # Whether the task reads the dataset's labels (NEEDS_LABELS, or `needs_labels(config)` where a
+  # flag decides): unlabeled data (a folder of photos) is refused for those, in one line.
+  NEEDS_LABELS = False
+
+  @classmethod
+  def needs_labels(cls, config):
+    """None if the task trains without labels, else the flag or task that reads them."""
+    del config
+    return "--task" if cls.NEEDS_LABELS else None
 
   @classmethod
   def expected_views(cls, config):

@@ -38,6 +38,10 @@ class RepresentationNet(keras.Model):
 class ContrastiveTask(Task):
   """A Task with `self.backbone` (pre_logits output) and the optional linear probe."""
 
+  @classmethod
+  def needs_labels(cls, config):
+    return "--lineareval_while_pretraining" if config.lineareval_while_pretraining else None
+
   def __init__(self, config, ctx, **kwargs):
     super().__init__(config, ctx, **kwargs)
     self.backbone = get_net_for_task(config, None)

@@ -47,6 +47,7 @@ class Finetune(Task):
 
   READS_EXPORT = True
   VIEWS = ONE_IMAGE
+  NEEDS_LABELS = True
 
   @classmethod
   def training_subset(cls, config, dataset_spec):

@@ -30,6 +30,7 @@ class LinearEval(Task):
 
   READS_EXPORT = True
   VIEWS = ONE_IMAGE
+  NEEDS_LABELS = True
 
   def __init__(self, config, ctx, **kwargs):
     super().__init__(config, ctx, **kwargs)

@@ -14,6 +14,7 @@ from tfssl.tasks.base import Task
 class Supervised(Task):
 
   VIEWS = 1
+  NEEDS_LABELS = True
   VIEWS_HINT = "a single-image chain such as inception_preprocess"
 
   def __init__(self, config, ctx, **kwargs):

@@ -13,6 +13,7 @@ line naming the file or flag and the fix, or one `verify failed:` line per probl
 cannot be parsed.
 """
 
+import math
 import os
 import sys
 
@@ -30,7 +31,8 @@ def define_flags(flag_values=None):
   if "source" in fv:
     return fv
   flags.DEFINE_enum("source", None, list(_DEFAULT_SHARDS),
-                    "What to convert: folder (class sub-folders), cifar10, cifar100, idx "
+                    "What to convert: folder (class sub-folders, or images without classes), "
+                    "cifar10, cifar100, idx "
                     "(MNIST-style IDX files). Leave out with --verify to check an existing build "
                     "only.", flag_values=fv)
   flags.DEFINE_string("train_dir", None, "folder: the training images, one sub-folder per class.",
@@ -47,10 +49,13 @@ def define_flags(flag_values=None):
                       flag_values=fv)
   flags.DEFINE_string("name", None, "Dataset name in the manifest (default: from --source, or the "
                       "output folder's name for folder).", flag_values=fv)
-  flags.DEFINE_integer("train_shards", None, "Train shards (default 1024 for folder, else 10).",
-                       flag_values=fv)
-  flags.DEFINE_integer("validation_shards", None,
-                       "Validation shards (default 128 for folder, else 2).", flag_values=fv)
+  flags.DEFINE_integer("train_shards", None, "Train shards (default: folder about 1,000 images a "
+                       "shard, 2 to 1024; else 10).", flag_values=fv)
+  flags.DEFINE_integer("validation_shards", None, "Validation shards (default: folder about "
+                       "1,000 images a shard, 1 to 128; else 2).", flag_values=fv)
+  flags.DEFINE_bool("unlabeled", False, "folder: the images have no classes; every image below "
+                    "--train_dir, at any depth, is written without a label (a flat folder of "
+                    "images is read so without this flag).", flag_values=fv)
   flags.DEFINE_integer("num_workers", os.cpu_count() or 1,
                        "Processes writing shards in parallel, each whole shards.", flag_values=fv)
   flags.DEFINE_integer("seed", image_sources.SHUFFLE_SEED,
@@ -72,19 +77,35 @@ def _fail(message):
 
 
 def load_source(source, *, train_dir=None, validation_dir=None, labels_file=None, input_dir=None,
-                name=None, output_dir=None, seed=image_sources.SHUFFLE_SEED):
+                name=None, output_dir=None, seed=image_sources.SHUFFLE_SEED, unlabeled=False):
   """The SourceData that --source and its flags describe."""
   if source == "folder":
     if not train_dir:
-      raise UsageError("--source=folder needs --train_dir: the folder with one sub-folder per class")
+      raise UsageError("--source=folder needs --train_dir: the folder with one sub-folder per "
+                       "class, or a folder of images (flat, or with --unlabeled)")
     name = name or os.path.basename(os.path.normpath(output_dir or train_dir))
-    return image_sources.folder_source(train_dir, validation_dir, labels_file, name, seed)
+    return image_sources.folder_source(train_dir, validation_dir, labels_file, name, seed,
+                                       unlabeled=unlabeled)
   if not input_dir:
     raise UsageError(f"--source={source} needs --input_dir: the folder holding its files")
   if source in ("cifar10", "cifar100"):
     return image_sources.cifar_source(input_dir, source, name)
   classes = image_sources.read_labels_file(labels_file) if labels_file else None
   return image_sources.idx_source(input_dir, classes, name or "fashion_mnist")
+
+
+def default_shards(kind, source):
+  """(train, validation) shard counts: the small datasets' fixed ones; for a folder about 1,000
+  images a shard (slim's ImageNet has 1,250), at most slim's 1024 and 128, and at least 2 train
+  shards so that the train split has its held-out `val` part."""
+  if kind != "folder":
+    return _DEFAULT_SHARDS[kind]
+  train, _ = _DEFAULT_SHARDS["folder"]
+  per_shard = 1000
+  n_train = len(source.splits.get("train", []))
+  n_val = len(source.splits.get("validation", []))
+  return (max(2, min(train, math.ceil(n_train / per_shard))),
+          max(1, min(_DEFAULT_SHARDS["folder"][1], math.ceil(n_val / per_shard))))
 
 
 def _check_counts(train_shards, validation_shards, num_workers):
@@ -108,16 +129,16 @@ def execute(fv):
     _fail("--source is required: one of folder, cifar10, cifar100, idx (or give --verify alone "
           "to check an existing build)")
   if fv.source:
-    train_default, validation_default = _DEFAULT_SHARDS[fv.source]
-    train_shards = train_default if fv.train_shards is None else fv.train_shards
-    validation_shards = (validation_default if fv.validation_shards is None
-                         else fv.validation_shards)
     try:
-      _check_counts(train_shards, validation_shards, fv.num_workers)
       source = load_source(fv.source, train_dir=fv.train_dir,
                            validation_dir=fv.validation_dir, labels_file=fv.labels_file,
                            input_dir=fv.input_dir, name=fv.name, output_dir=fv.output_dir,
-                           seed=fv.seed)
+                           seed=fv.seed, unlabeled=fv.unlabeled)
+      train_default, validation_default = default_shards(fv.source, source)
+      train_shards = train_default if fv.train_shards is None else fv.train_shards
+      validation_shards = (validation_default if fv.validation_shards is None
+                           else fv.validation_shards)
+      _check_counts(train_shards, validation_shards, fv.num_workers)
       tfrecord_builder.build(source, fv.output_dir, train_shards, validation_shards,
                              fv.num_workers, fv.strict)
     except (UsageError, image_sources.SourceError) as e:

@@ -24,9 +24,13 @@ class SourceError(ValueError):
   """Bad input a user can fix; the message is one line naming the thing and the fix."""
 
 
+# The label of an image without one (stored as 0, slim's "background"; read back as -1).
+UNLABELED = -1
+
+
 class Item(NamedTuple):
   filename: str                       # stored as image/filename
-  label: int                          # 0-based class index
+  label: int                          # 0-based class index, or UNLABELED
   path: Optional[str] = None          # a file to read (folder sources)
   pixels: Optional[np.ndarray] = None  # uint8 [H, W] or [H, W, C] (array sources)
 
@@ -53,6 +57,7 @@ class SourceData(NamedTuple):
   name: str
   classes: list
   splits: dict  # split name -> list of Items, in the order they are written
+  labeled: bool = True  # False: a folder of photos with no classes (the manifest says so)
 
 
 def fingerprint(items, extra=""):
@@ -83,6 +88,19 @@ def _class_folders(root, flag):
   return sorted(e.name for e in os.scandir(root) if e.is_dir() and not e.name.startswith("."))
 
 
+def _images_below(folder):
+  """Image files under `folder` at any depth (hidden files and folders left out), sorted by their
+  path relative to it; the extension's case does not matter."""
+  found = []
+  for parent, dirs, files in os.walk(folder):
+    dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+    for name in files:
+      if not name.startswith(".") and name.lower().endswith(IMAGE_EXTENSIONS):
+        path = os.path.join(parent, name)
+        found.append((os.path.relpath(path, folder), os.path.abspath(path)))
+  return sorted(found)
+
+
 def _list_folder_split(root, flag, classes, seed):
   index = {name: i for i, name in enumerate(classes)}
   folders = _class_folders(root, flag)
@@ -92,20 +110,50 @@ def _list_folder_split(root, flag, classes, seed):
                       "list: add it to the labels file or remove the folder")
   items = []
   for folder in folders:
-    for entry in sorted(os.scandir(os.path.join(root, folder)), key=lambda e: e.name):
-      if (entry.is_file() and not entry.name.startswith(".")
-          and entry.name.lower().endswith(IMAGE_EXTENSIONS)):
-        items.append(Item(entry.name, index[folder], path=os.path.abspath(entry.path)))
+    for relative, path in _images_below(os.path.join(root, folder)):
+      items.append(Item(relative, index[folder], path=path))
   if not items:
     raise SourceError(f"{flag}={root} holds no images ({', '.join(IMAGE_EXTENSIONS)}) in its "
-                      "class sub-folders: check the path")
+                      "class sub-folders: check the path, or pass --unlabeled for a folder of "
+                      "photos without classes")
   random.Random(seed).shuffle(items)
   return items
 
 
+def _list_unlabeled(root, flag, seed):
+  if not root or not os.path.isdir(root):
+    raise SourceError(f"{flag}={root} is not a directory: give the folder of images")
+  items = [Item(relative, UNLABELED, path=path) for relative, path in _images_below(root)]
+  if not items:
+    raise SourceError(f"{flag}={root} holds no images ({', '.join(IMAGE_EXTENSIONS)}, any case) "
+                      "at any depth: check the path")
+  random.Random(seed).shuffle(items)
+  return items
+
+
+def is_flat(folder):
+  """Images directly in `folder` and no sub-folders: a folder of photos, not of classes."""
+  entries = [e for e in os.scandir(folder) if not e.name.startswith(".")]
+  return (not any(e.is_dir() for e in entries)
+          and any(e.is_file() and e.name.lower().endswith(IMAGE_EXTENSIONS) for e in entries))
+
+
 def folder_source(train_dir, validation_dir=None, labels_file=None, name="images",
-                  seed=SHUFFLE_SEED):
-  """ImageNet-style class sub-folders; the class order is `labels_file`'s, else the sorted names."""
+                  seed=SHUFFLE_SEED, unlabeled=False):
+  """ImageNet-style class sub-folders (the class order is `labels_file`'s, else the sorted
+  names), searched at any depth. `unlabeled` (or a flat folder of images, which can only be
+  that): every image below the folder, with no label; the sub-folders mean nothing."""
+  if not train_dir or not os.path.isdir(train_dir):
+    raise SourceError(f"--train_dir={train_dir} is not a directory: give a folder with one "
+                      "sub-folder per class, or a folder of images with --unlabeled")
+  if unlabeled or is_flat(train_dir):
+    if labels_file:
+      raise SourceError(f"--labels_file={labels_file} names classes, and --train_dir={train_dir} "
+                        "is read without labels: drop --labels_file, or give class sub-folders")
+    splits = {"train": _list_unlabeled(train_dir, "--train_dir", seed)}
+    if validation_dir:
+      splits["validation"] = _list_unlabeled(validation_dir, "--validation_dir", seed)
+    return SourceData(name, [], splits, labeled=False)
   classes = read_labels_file(labels_file) if labels_file else _class_folders(train_dir,
                                                                               "--train_dir")
   splits = {"train": _list_folder_split(train_dir, "--train_dir", classes, seed)}

@@ -62,6 +62,9 @@ def run(config):
     raise ValueError("--task=knn_eval needs an evaluation chain: pass --knn_preprocessing "
                      "(e.g. center_crop_resize or 0_to_1) or --preprocessing")
   spec = datasets.get_dataset(data_config.dataset, data_config.dataset_dir)
+  if not spec.labeled:
+    raise ValueError("%s holds images without labels, and kNN accuracy compares labels: evaluate "
+                     "on a labelled dataset (--dataset_dir)" % data_config.dataset_dir)
 
   def batches(split):
     return datasets.make_input_fn(data_config, split, False, preprocessing=chain,

@@ -107,7 +107,8 @@ def write_shard(task, progress=None):
         skipped.append({"file": item.describe(), "reason": str(e)})
       else:
         example = tfrecord.make_example(
-            enc.data, enc.fmt, item.label + tfrecord.LABEL_OFFSET, task.classes[item.label],
+            enc.data, enc.fmt, item.label + tfrecord.LABEL_OFFSET,
+            task.classes[item.label] if item.label >= 0 else "",
             enc.height, enc.width, enc.channels, item.filename)
         # deterministic: the feature map's order otherwise follows the process's string hashing,
         # and two runs would write different bytes for the same records.

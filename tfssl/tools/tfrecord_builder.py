@@ -110,7 +110,7 @@ def _manifest(source, tasks, markers):
     split["shards"].append({"file": task.name, "num_examples": marker["num_examples"]})
     split["num_examples"] += marker["num_examples"]
     skipped.extend(marker["skipped"])
-  return {"name": source.name, "classes": list(source.classes),
+  return {"name": source.name, "classes": list(source.classes), "labeled": bool(source.labeled),
           "num_classes": len(source.classes), "label_offset": tfrecord.LABEL_OFFSET,
           "splits": splits, "num_skipped": len(skipped), "skipped": skipped}
 
@@ -148,7 +148,8 @@ def build(source, output_dir, train_shards, validation_shards, num_workers=1, st
 def _report(manifest, output_dir, log):
   counts = ", ".join(f"{split} {info['num_examples']} in {len(info['shards'])} shards"
                      for split, info in manifest["splits"].items())
-  log.write(f"build_tfrecords: {output_dir}: {counts}, {manifest['num_classes']} classes\n")
+  classes = f"{manifest['num_classes']} classes" if manifest["labeled"] else "no labels"
+  log.write(f"build_tfrecords: {output_dir}: {counts}, {classes}\n")
   if manifest["skipped"]:
     log.write(f"build_tfrecords: skipped {manifest['num_skipped']} unreadable images "
               f"(listed in {MANIFEST}; --strict stops at the first instead):\n")
