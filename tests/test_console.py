@@ -127,3 +127,25 @@ def test_the_filter_keeps_every_other_line_in_order():
   proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
   assert proc.returncode == 0
   assert proc.stderr == "one\ntwo\nthree"
+
+
+def test_a_task_without_a_flagfile_takes_its_original_config(tmp_path, repo_root,
+                                                            fashion_mnist_dir):
+  workdir = tmp_path / "w"
+  proc = cli(["--task=rotation", "--dataset=fashion_mnist", "--workdir=%s" % workdir,
+              "--dataset_dir=%s" % fashion_mnist_dir, "--train_steps=2"], repo_root)
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  told = [l for l in proc.stderr.splitlines() if "without a --flagfile" in l]
+  assert len(told) == 1 and "flags/rotation/fashion_mnist.cfg" in told[0], proc.stderr[:2000]
+  with open(workdir / "flags.json") as f:
+    flags = json.load(f)
+  # The flagfile's settings, with the command line's --train_steps over its own.
+  assert flags["preprocessing"] == "resize,-1_to_1,rotate" and flags["train_steps"] == 2
+
+
+def test_a_task_with_no_config_of_its_own_names_every_missing_flag(tmp_path, repo_root,
+                                                                   fashion_mnist_dir):
+  proc = cli(["--task=linear_eval", "--dataset=fashion_mnist", "--workdir=%s" % (tmp_path / "w"),
+              "--dataset_dir=%s" % fashion_mnist_dir], repo_root)
+  assert_one_line(proc, 2, "--hub_module", "--batch_size", "--lr", "--preprocessing",
+                  "--epochs or --train_steps")

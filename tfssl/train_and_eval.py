@@ -74,19 +74,20 @@ def validate(config):
     raise UsageError("--dataset_dir=%s does not exist; give the directory of the TFRecord shards" % c.dataset_dir)
   _check_choices(c)
   task_cls = None if c.task in COMMANDS else get_task_class(c.task)
-  if task_cls is not None and task_cls.READS_EXPORT:
-    if not c.hub_module:
-      raise UsageError("--task=%s needs --hub_module=<export dir> (an export/<step> written by --run_eval)" % c.task)
-  elif task_cls is not None:
-    if not c.architecture:
-      raise UsageError("--architecture is required; one of: %s"
-                       % ", ".join(flag_spec("architecture").allowed()))
   if task_cls is not None:
-    for name in ("batch_size", "lr", "preprocessing"):
-      if getattr(c, name) is None:
-        raise UsageError("--%s is required for --task=%s" % (name, c.task))
+    # Every missing setting at once, not one per run.
+    missing = []
+    if task_cls.READS_EXPORT and not c.hub_module:
+      missing.append("--hub_module=<export dir> (an export/<step> written by --run_eval)")
+    if not task_cls.READS_EXPORT and not c.architecture:
+      missing.append("--architecture (%s)" % ", ".join(flag_spec("architecture").allowed()))
+    missing += ["--%s" % name for name in ("batch_size", "lr", "preprocessing")
+                if getattr(c, name) is None]
     if not c.epochs and not c.train_steps:
-      raise UsageError("give --epochs or --train_steps for --task=%s" % c.task)
+      missing.append("--epochs or --train_steps")
+    if missing:
+      raise UsageError("--task=%s needs %s (or a --flagfile that sets them)"
+                       % (c.task, ", ".join(missing)))
     if c.batch_size <= 0:
       raise UsageError("--batch_size must be positive, got %d" % c.batch_size)
   try:
@@ -204,6 +205,47 @@ def load_plugins(names=None):
                   % (PLUGINS_ENV, names, name, e))
 
 
+FLAGS_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "flags")
+
+
+def _flag_value(argv, name):
+  """The last value given to --name in argv (`--name=v` or `--name v`), or None."""
+  value = None
+  for i, arg in enumerate(argv):
+    if arg.startswith("--%s=" % name):
+      value = arg.split("=", 1)[1]
+    elif arg == "--%s" % name and i + 1 < len(argv):
+      value = argv[i + 1]
+  return value
+
+
+def default_flagfile(argv, flags_dir=FLAGS_DIR):
+  """For `--task=T` without --flagfile: the task's original config to take the rest from,
+  flags/T/<--dataset>.cfg when there is one, else flags/T/imagenet.cfg; None if there is none."""
+  if any(a == "--flagfile" or a.startswith("--flagfile=") for a in argv):
+    return None
+  task = _flag_value(argv, "task")
+  if not task or task in COMMANDS:
+    return None
+  dataset = _flag_value(argv, "dataset")
+  for name in ([dataset] if dataset else []) + ["imagenet"]:
+    path = os.path.join(flags_dir, task, "%s.cfg" % name)
+    if os.path.isfile(path):
+      return path
+  return None
+
+
+def with_default_flagfile(argv):
+  """argv with the task's flagfile put first (the flags given still override it), said in one line."""
+  path = default_flagfile(argv[1:])
+  if path is None:
+    return argv
+  shown = os.path.relpath(path) if not os.path.relpath(path).startswith("..") else path
+  sys.stderr.write("tfssl: --task=%s without a --flagfile: its other settings come from %s (the "
+                   "flags given here override them)\n" % (_flag_value(argv, "task"), shown))
+  return [argv[0], "--flagfile=" + path] + list(argv[1:])
+
+
 def run():
   apply_cpu_defaults()
   quiet_tensorflow_banner()
@@ -213,7 +255,7 @@ def run():
     flags.declare_key_flag(name)
   logging.set_verbosity(logging.INFO)
   use_short_log_lines()
-  app.run(main, flags_parser=flags_parser(
+  app.run(main, argv=with_default_flagfile(sys.argv), flags_parser=flags_parser(
       "tfssl: error:", "python -m tfssl.train_and_eval --helpfull lists every flag"))
 
 
