@@ -1,19 +1,18 @@
 """How a pretraining config is evaluated: its eval chain and the config fields that chain reads.
 
-The chain is the config's --knn_preprocessing, else its --preprocessing, run in eval mode. Its ops
-read sizes from the config, so linear evaluation and kNN get those fields too. experiment's
-PREPROCESS_FIELDS leaves out the multi-crop lists, and SwAV's `multi_crop` evaluates at the first
-of --size_crops: without them its eval images would be 224 px, not the 32 px it trained on.
+The chain and its size fields are tfssl.data.preprocess.eval_view's (what an export records): the
+config's --knn_preprocessing, else the evaluation chain of its --preprocessing. Linear evaluation
+and kNN get those fields, and the pooling mode and seed, too.
 """
 
+from tfssl.data import preprocess
 from tfssl.tools import experiment
 
-EVAL_FIELDS = tuple(experiment.PREPROCESS_FIELDS) + (
-    "nmb_crops", "size_crops", "min_scale_crops", "max_scale_crops", "pool_mode", "random_seed")
+EVAL_FIELDS = tuple(preprocess.EVAL_VIEW_FIELDS) + ("pool_mode", "random_seed")
 
 
 def eval_chain(config):
-  return config.knn_preprocessing or config.preprocessing
+  return preprocess.eval_view(config)[0]
 
 
 def eval_overrides(config):

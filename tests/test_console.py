@@ -149,3 +149,33 @@ def test_a_task_with_no_config_of_its_own_names_every_missing_flag(tmp_path, rep
               "--dataset_dir=%s" % fashion_mnist_dir], repo_root)
   assert_one_line(proc, 2, "--hub_module", "--batch_size", "--lr", "--preprocessing",
                   "--epochs or --train_steps")
+
+
+def test_an_export_brings_its_evaluation_image(tmp_path, repo_root, fashion_mnist_dir):
+  # A rotation export remembers its eval chain (resize,-1_to_1 at 32): knn_eval on it needs no
+  # chain flag; a chain given on the command line still wins and is checked against the input.
+  workdir = tmp_path / "rotation"
+  trained = cli(["--flagfile=flags/rotation/fashion_mnist.cfg", "--workdir=%s" % workdir,
+                 "--dataset_dir=%s" % fashion_mnist_dir, "--train_steps=1",
+                 "--serving_input_shape=None,32,32,3"], repo_root)
+  assert trained.returncode == 0, trained.stderr[-3000:]
+  exported = cli(["--flagfile=flags/rotation/fashion_mnist.cfg", "--workdir=%s" % workdir,
+                  "--dataset_dir=%s" % fashion_mnist_dir, "--train_steps=1", "--run_eval",
+                  "--eval_steps=1", "--eval_timeout_secs=5", "--serving_input_shape=None,32,32,3"],
+                 repo_root)
+  assert exported.returncode == 0, exported.stderr[-3000:]
+  export = workdir / "export" / "1"
+  with open(export / "tfssl_eval_view.json") as f:
+    record = json.load(f)
+  assert record["chain"] == "resize,-1_to_1" and record["flags"]["resize_size"] == "32"
+  assert record["input_shape"] == [None, 32, 32, 3]
+  knn = ["--task=knn_eval", "--hub_module=%s" % export, "--workdir=%s" % (tmp_path / "k"),
+         "--dataset=fashion_mnist", "--dataset_dir=%s" % fashion_mnist_dir, "--val_split=test",
+         "--eval_batch_size=500", "--knn_max_train_examples=1000"]
+  proc = cli(knn, repo_root)
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  assert "--knn_preprocessing=resize,-1_to_1" in proc.stderr
+  with open(tmp_path / "k" / "eval_results.json") as f:
+    assert 0.1 < json.load(f)[-1]["knn_top1_pre_logits"] <= 1.0
+  wrong = cli(knn + ["--knn_preprocessing=0_to_1"], repo_root)
+  assert_one_line(wrong, 2, "28x28", "32x32")

@@ -133,10 +133,31 @@ def preflight(config):
     spec.files(split)
 
 
+def with_export_eval_view(config, given):
+  """With --hub_module, the evaluation image the export recorded (models/export.py) for the chain
+  and size flags the run did not give (`given(name)`): linear_eval and finetune read it as
+  --preprocessing, knn_eval as --knn_preprocessing. Said in one line."""
+  if not config.hub_module or not os.path.isdir(config.hub_module):
+    return config
+  from tfssl.models.export import read_eval_view
+  record = read_eval_view(config.hub_module)
+  if not record or not record.get("chain"):
+    return config
+  chain_flag = "knn_preprocessing" if config.task == "knn_eval" else "preprocessing"
+  updates = {k: v for k, v in record.get("flags", {}).items() if not given(k)}
+  if not given(chain_flag):
+    updates[chain_flag] = record["chain"]
+  if not updates:
+    return config
+  sys.stderr.write("tfssl: from the export's recorded evaluation image: %s\n" % "  ".join(
+      "--%s=%s" % kv for kv in sorted(updates.items())))
+  return config.replace(**updates)
+
+
 def main(argv):
   if len(argv) > 1:
     _usage_exit("unexpected arguments: %s (flags are --name=value)" % " ".join(argv[1:]))
-  config = Config.from_flags(FLAGS)
+  config = with_export_eval_view(Config.from_flags(FLAGS), lambda name: FLAGS[name].present)
   try:
     validate(config)
   except UsageError as e:

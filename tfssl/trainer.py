@@ -18,6 +18,7 @@ from absl import logging
 import tensorflow as tf
 
 from tfssl.data import datasets
+from tfssl.data import preprocess
 from tfssl.keras_api import create_task, training_plan
 from tfssl.models.export import save_export
 from tfssl.models.representation import from_checkpoint, weights_checkpoint
@@ -243,7 +244,9 @@ class Trainer:
   def export(self, step):
     export_dir = os.path.join(self.config.workdir, "export", str(step))
     if self.chief:
-      save_export(self.task.export_module(), export_dir)
+      chain, view_flags = preprocess.eval_view(self.config)
+      save_export(self.task.export_module(), export_dir,
+                  eval_view={"chain": chain, "flags": view_flags} if chain else None)
       logging.info("Exported %s", export_dir)
     return export_dir
 

@@ -42,9 +42,10 @@ _EXTENSIONS = ("tfssl.data.simclr_views", "tfssl.data.multi_crop", "tfssl.data.a
 
 class OpViews:
   """What a view-making op declares: how many views it stacks per example in training
-  (`count(config)`), and, for ops that make several *augmented* views of one image, the
-  single-view op that gives their evaluation image (`eval_op`, None for tiles and rotations,
-  which an evaluation of a patch or rotation model reads as they are)."""
+  (`count(config)`), and what becomes of it in the evaluation chain of its model (`eval_op`): the
+  single-view op giving the evaluation image of *augmented* views (a name, perhaps followed by a
+  note), "" for an op evaluation leaves out (rotate: the model takes one image), None for one it
+  keeps (tiles: a patch model is evaluated on its tiles)."""
 
   def __init__(self, count, eval_op=None):
     self.count = count if callable(count) else (lambda config, n=count: n)
@@ -70,6 +71,36 @@ def register(name, views=None, eval_op=None):
       _VIEWS[name] = OpViews(views, eval_op)
     return op
   return wrap
+
+
+# The flags a chain's ops read for their sizes and modes: what an evaluation of a pretrained model
+# needs to see the images as pretraining did.
+EVAL_VIEW_FIELDS = ("resize_size", "crop_size", "smaller_size", "splits_per_side", "patch_jitter",
+                    "grayscale_probability", "randomize_resize_method", "image_size",
+                    "num_of_inception_patches", "combine_patches",
+                    # multi_crop evaluates at the first of --size_crops
+                    "nmb_crops", "size_crops", "min_scale_crops", "max_scale_crops")
+
+
+def evaluation_chain(chain):
+  """The single-view evaluation chain of a training chain: augmented-view ops replaced by their
+  eval op, rotate left out, everything else kept (OpViews)."""
+  names = []
+  for name in validate_chain(chain):
+    views = _VIEWS.get(name)
+    if views is None or views.eval_op is None:
+      names.append(name)
+    elif views.eval_op:
+      names.append(views.eval_op.split()[0])
+  return ",".join(names)
+
+
+def eval_view(config):
+  """(chain, flags) to evaluate a representation pretrained with `config`: its
+  --knn_preprocessing, else the evaluation chain of its --preprocessing, and the size flags."""
+  chain = config.knn_preprocessing or (evaluation_chain(config.preprocessing)
+                                       if config.preprocessing else None)
+  return chain, {k: getattr(config, k) for k in EVAL_VIEW_FIELDS if getattr(config, k) is not None}
 
 
 def chain_views(chain, config):
@@ -289,7 +320,7 @@ def standardization(data, config, is_training):
   return _with_image(data, tf.image.per_image_standardization(data["image"]))
 
 
-@register("rotate", views=4)
+@register("rotate", views=4, eval_op="")
 def rotate(data, config, is_training):
   image = data["image"]
   height, width = image.shape[-3], image.shape[-2]

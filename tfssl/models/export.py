@@ -18,6 +18,7 @@ any optimizer that keeps slots (Adam, momentum) then fails on the slot's scope n
 fine-tunes with plain SGD only.
 """
 
+import json
 import os
 import shutil
 import uuid
@@ -86,8 +87,15 @@ class ExportModule(tf.Module):
             "serving_default": default_sig.get_concrete_function()}
 
 
-def save_export(module, export_dir):
-  """Saves atomically: into a temporary sibling, then renamed, so a kill never leaves half an export."""
+EVAL_VIEW_FILE = "tfssl_eval_view.json"
+
+
+def save_export(module, export_dir, eval_view=None):
+  """Saves atomically: into a temporary sibling, then renamed, so a kill never leaves half an export.
+
+  `eval_view` ({"chain": ..., "flags": {...}}, tfssl.data.preprocess.eval_view) records the
+  evaluation image the export expects, read back by `read_eval_view`.
+  """
   export_dir = os.path.abspath(export_dir)
   parent = os.path.dirname(export_dir)
   tf.io.gfile.makedirs(parent)
@@ -98,6 +106,10 @@ def save_export(module, export_dir):
   logging.set_verbosity(logging.WARNING)
   try:
     tf.saved_model.save(module, tmp, signatures=module.signatures())
+    if eval_view is not None:
+      record = dict(eval_view, input_shape=list(module._spec.shape.as_list()))  # pylint: disable=protected-access
+      with tf.io.gfile.GFile(os.path.join(tmp, EVAL_VIEW_FILE), "w") as f:
+        f.write(json.dumps(record, indent=2, sort_keys=True))
     if tf.io.gfile.exists(export_dir):
       shutil.rmtree(export_dir)
     tf.io.gfile.rename(tmp, export_dir)
@@ -115,6 +127,16 @@ class Untracked:
 
   def __init__(self, value):
     self.value = value
+
+
+def read_eval_view(export_dir):
+  """The evaluation image an export recorded ({"chain", "flags", "input_shape"}), or None (an
+  export written before tfssl recorded it, or by hand)."""
+  path = os.path.join(export_dir, EVAL_VIEW_FILE)
+  if not tf.io.gfile.exists(path):
+    return None
+  with tf.io.gfile.GFile(path) as f:
+    return json.loads(f.read())
 
 
 def run_in_replica(fn, *args):

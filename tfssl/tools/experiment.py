@@ -12,17 +12,10 @@ from tfssl.config import Config, config_from_flagfile  # noqa: F401  (the tools'
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
-# What the evaluation chain of a pretrained config needs to see the images as pretraining did.
-PREPROCESS_FIELDS = ("resize_size", "crop_size", "smaller_size", "splits_per_side", "patch_jitter",
-                     "grayscale_probability", "randomize_resize_method", "image_size",
-                     "num_of_inception_patches", "combine_patches")
-
-
 def eval_view(config):
-  """(chain, flags) to evaluate a representation pretrained with `config`: its --knn_preprocessing
-  (else its --preprocessing, in eval mode) and the size flags that chain reads."""
-  chain = config.knn_preprocessing or config.preprocessing
-  return chain, {k: getattr(config, k) for k in PREPROCESS_FIELDS if getattr(config, k) is not None}
+  """(chain, flags) to evaluate a representation pretrained with `config` (preprocess.eval_view)."""
+  from tfssl.data import preprocess
+  return preprocess.eval_view(config)
 
 
 def flagfile_path(task, dataset):
