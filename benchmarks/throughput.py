@@ -157,10 +157,13 @@ def pipeline_rate(config):
   return {"records_per_sec": FLAGS.pipeline_batches * config.batch_size / seconds}
 
 
-def matmul_rate(log, when):
-  rate = flops_lib.matmul_rate(FLAGS.matmul_size)
-  print("matrix product %d (%s): %.1f GFLOP/s" % (FLAGS.matmul_size, when, rate / 1e9), flush=True)
+def matmul_rate(log, when, dtype="float32"):
+  import tensorflow as tf
+  rate = flops_lib.matmul_rate(FLAGS.matmul_size, dtype=getattr(tf, dtype))
+  print("matrix product %d %s (%s): %.1f GFLOP/s" % (FLAGS.matmul_size, dtype, when, rate / 1e9),
+        flush=True)
   return log.add(dict(bench="throughput", kind="matmul", size=FLAGS.matmul_size, when=when,
+                      dtype=dtype,
                       flops_per_sec=rate))
 
 
@@ -202,10 +205,10 @@ class Runner:
 def markdown(info, matmul, train_rows, pipeline_rows):
   parts = ["- machine: %s\n- command: `%s`\n- date: %s\n" % (
       results.describe_machine(info), results.command_line(), results.now())]
-  if matmul:
-    parts.append("- reference: %d x %d float32 matrix product, %.1f GFLOP/s (the better of one "
-                 "timing before and one after the training runs)\n" % (
-                     matmul["size"], matmul["size"], matmul["flops_per_sec"] / 1e9))
+  for dtype, ref in sorted((matmul or {}).items()):
+    parts.append("- reference: %d x %d %s matrix product, %.1f GFLOP/s (the best of 7 timings "
+                 "before and 7 after the training runs)\n" % (
+                     ref["size"], ref["size"], dtype, ref["flops_per_sec"] / 1e9))
   headers = ["task", "network", "batch", "image", "precision", "XLA", "images/s (median; min-max)",
              "forward GFLOP/image", "achieved GFLOP/s (3x forward)", "of the matrix product"]
   body = []
@@ -217,7 +220,9 @@ def markdown(info, matmul, train_rows, pipeline_rows):
       continue
     fwd = r.get("forward_flops_per_image")
     achieved = 3 * fwd * r["images_per_sec"] if fwd else None
-    share = "%.0f%%" % (100 * achieved / matmul["flops_per_sec"]) if achieved and matmul else "-"
+    ref = (matmul or {}).get("bfloat16" if r["precision"] == "mixed_bfloat16" else "float32",
+                             (matmul or {}).get("float32"))
+    share = "%.0f%%" % (100 * achieved / ref["flops_per_sec"]) if achieved and ref else "-"
     body.append([r["task"], "%s x%s" % (r["architecture"], r["filters_factor"]), r["batch_size"],
                  r["image_size"], r["precision"], "yes" if r["jit_compile"] else "no",
                  "%.1f; %.1f-%.1f" % (r["images_per_sec"], min(r["rates"]), max(r["rates"])),
@@ -251,8 +256,11 @@ def main(argv):
   count_flops = FLAGS.flops == "yes" or (FLAGS.flops == "auto" and not on_gpu)
   log = results.Log(FLAGS.output + ".jsonl", reuse=False)
   matmul_rates = []
+  # The reference for mixed_bfloat16 rows is a bfloat16 product, where the CPU has BF16 units.
+  dtypes = ["float32"] + (["bfloat16"] if "mixed_bfloat16" in FLAGS.precisions and not on_gpu
+                          and flops_lib.cpu_has_bf16() else [])
   if count_flops:
-    matmul_rates.append(matmul_rate(log, "before"))
+    matmul_rates += [matmul_rate(log, "before", dtype) for dtype in dtypes]
   runner = Runner(log, count_flops)
   train_rows, pipeline_rows = [], []
   tasks = [t for t in FLAGS.tasks if t]
@@ -274,8 +282,9 @@ def main(argv):
   matmul = None
   if count_flops:
     # Other processes may share the CPU: the better of the two is the closer to its peak.
-    matmul_rates.append(matmul_rate(log, "after"))
-    matmul = max(matmul_rates, key=lambda r: r["flops_per_sec"])
+    matmul_rates += [matmul_rate(log, "after", dtype) for dtype in dtypes]
+    matmul = {dtype: max((r for r in matmul_rates if r["dtype"] == dtype),
+                         key=lambda r: r["flops_per_sec"]) for dtype in dtypes}
   text = markdown(info, matmul, train_rows, pipeline_rows)
   results.write_text(FLAGS.output + ".md", text)
   results.write_text(FLAGS.output + ".json", json.dumps(
