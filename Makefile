@@ -8,7 +8,7 @@ DATA := data/fashion_mnist
 export TF_ENABLE_ONEDNN_OPTS ?= 1
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 
-.PHONY: install data test test-fast demo clean
+.PHONY: install data test test-fast demo clean gpu-check
 
 install: $(STAMP)
 
@@ -41,3 +41,8 @@ demo: install data
 
 clean:
 	rm -rf workdirs .pytest_cache
+
+# On a machine with a GPU: ResNet-50 throughput (fp32, mixed float16/bfloat16 + XLA), SimCLR and
+# SwAV on synthetic batches beside the real JPEG pipeline, kill-and-resume, peak memory.
+gpu-check: install
+	$(PY) benchmarks/gpu_check.py

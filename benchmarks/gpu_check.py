@@ -1,0 +1,286 @@
+"""`make gpu-check`: what tfssl does on this machine's accelerator, in one command.
+
+  python benchmarks/gpu_check.py            # a GPU: ResNet-50 at 224, a few minutes
+  python benchmarks/gpu_check.py --smoke    # anywhere: a tiny net at 32 px (make test runs it)
+
+On a machine with nothing but `make install` it
+1. makes its own JPEG shards (synthetic 500x375 photos-like images: smooth colour fields, edges and
+   noise, JPEG-encoded at ImageNet's typical size) with the conversion tool;
+2. times supervised ResNet-50 at 224 in fp32, mixed_float16 + XLA and mixed_bfloat16 + XLA, and
+   SimCLR (2 x 224) and SwAV (2 x 224 + 6 x 96) in mixed_float16 + XLA, each on a repeated batch
+   (the accelerator alone) and on the real input pipeline over those shards, side by side: the
+   pipeline keeps up when it reaches 90% of the repeated-batch rate; batch 256 or the largest that
+   fits (halved on out-of-memory);
+3. trains 50 mixed-precision steps in a child process, kills it after its first checkpoint,
+   resumes it to the end, and checks that every logged loss is finite and the resume continued;
+4. records each run's peak accelerator memory, and writes a markdown table for docs/RESULTS.md
+   (<output>.md, and <output>.json).
+"""
+
+import json
+import math
+import os
+import re
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+
+from absl import app
+from absl import flags
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import results  # noqa: E402
+
+flags.DEFINE_bool("smoke", False, "A tiny net at 32 px on any device: seconds, for make test.")
+flags.DEFINE_string("output", "workdirs/gpu_check/gpu_check", "Writes <output>.md and .json.")
+flags.DEFINE_integer("batch_size", None, "Largest batch to try (default 256; smoke 8).")
+flags.DEFINE_integer("steps", None, "Timed steps per run (default 10; smoke 2).")
+flags.DEFINE_integer("num_images", None, "JPEGs to make (default 1024; smoke 48).")
+FLAGS = flags.FLAGS
+
+KEEPS_UP = 0.9  # the pipeline keeps up at 90% of the repeated-batch rate
+
+
+FULL_PLAN = (("supervised", "fp32", False), ("supervised", "mixed_float16", True),
+             ("supervised", "mixed_bfloat16", True), ("simclr", "mixed_float16", True),
+             ("swav", "mixed_float16", True))
+
+
+def settings():
+  if FLAGS.smoke:
+    # Every part of the check once, small: a CPU emulates float16, so the smoke runs float32.
+    return dict(architecture="cifar_resnet18", filters_factor=1, size=32, small=16, batch=4,
+                steps=2, warmup=1, images=40, image_hw=(64, 48), resume_steps=6,
+                resume_precision="fp32",
+                plan=(("supervised", "fp32", False), ("simclr", "fp32", False),
+                      ("swav", "fp32", False)))
+  return dict(architecture="resnet50", filters_factor=4, size=224, small=96, batch=256, steps=10,
+              warmup=5, images=1024, image_hw=(375, 500), resume_steps=50,
+              resume_precision="mixed_float16", plan=FULL_PLAN)
+
+
+# ---- 1. the shards ----
+def make_shards(folder, count, height_width, seed=0):
+  """`count` synthetic JPEG photos of height_width in 10 class folders, converted to TFRecords."""
+  import numpy as np
+  from PIL import Image
+  from tfssl.tools import image_sources, tfrecord_builder
+  rng = np.random.RandomState(seed)
+  photos = os.path.join(folder, "photos")
+  h, w = height_width
+  yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+  for i in range(count):
+    label = i % 10
+    os.makedirs(os.path.join(photos, "class_%d" % label), exist_ok=True)
+    base = rng.uniform(0, 255, size=3)
+    slope = rng.uniform(-0.5, 0.5, size=(2, 3))
+    image = base + yy[..., None] * slope[0] + xx[..., None] * slope[1]
+    cx, cy, r = rng.uniform(0, w), rng.uniform(0, h), rng.uniform(0.1, 0.4) * min(h, w)
+    disc = ((xx - cx) ** 2 + (yy - cy) ** 2) < r ** 2
+    image[disc] = rng.uniform(0, 255, size=3)
+    image += rng.normal(0, 12, size=image.shape)
+    Image.fromarray(np.clip(image, 0, 255).astype(np.uint8)).save(
+        os.path.join(photos, "class_%d" % label, "%05d.jpg" % i), quality=90)
+  source = image_sources.folder_source(photos, name="gpu_check")
+  records = os.path.join(folder, "records")
+  tfrecord_builder.build(source, records, train_shards=8, validation_shards=1,
+                         log=open(os.devnull, "w"))
+  return records
+
+
+# ---- 2. the timed runs ----
+def run_config(s, records, task, precision, jit, batch):
+  from tfssl.config import Config
+  values = dict(task=task, architecture=s["architecture"], filters_factor=s["filters_factor"],
+                dataset="tfrecord", dataset_dir=records, batch_size=batch, lr=0.1,
+                train_steps=10 ** 6, precision=precision, jit_compile=jit, random_seed=0,
+                workdir=tempfile.mkdtemp(prefix="tfssl-gpu-check-"), weight_decay=1e-4)
+  if task == "supervised":
+    values.update(preprocessing="inception_preprocess", resize_size=str(s["size"]))
+  elif task == "simclr":
+    values.update(preprocessing="simclr_augment", image_size=s["size"], optimizer="lars",
+                  lineareval_while_pretraining=False)
+  else:
+    values.update(preprocessing="multi_crop", nmb_crops="2,6",
+                  size_crops="%d,%d" % (s["size"], s["small"]), min_scale_crops="0.14,0.05",
+                  max_scale_crops="1,0.14", nmb_prototypes=3000, optimizer="lars",
+                  lineareval_while_pretraining=False, freeze_prototypes_niters=0)
+  return Config.make(**values)
+
+
+def timed(config, s, real_data):
+  """images/s of the trainer's train function on a repeated batch or the real pipeline."""
+  import numpy as np
+  import tensorflow as tf
+  from tfssl.trainer import Trainer
+  trainer = Trainer(config)
+  trainer.build()
+  run_steps = trainer._make_train_function()  # pylint: disable=protected-access
+  if real_data:
+    dataset = trainer.distributed_dataset(config.train_split, True)
+  else:
+    batch = next(iter(trainer.input_fn(config.train_split, True)(None)))
+    dataset = trainer.strategy.experimental_distribute_dataset(
+        tf.data.Dataset.from_tensors(batch).repeat())
+  iterator = iter(dataset)
+  run_steps(iterator, tf.constant(s["warmup"], tf.int32))
+  trainer.step  # noqa: B018  (waits for the steps)
+  start = time.perf_counter()
+  run_steps(iterator, tf.constant(s["steps"], tf.int32))
+  trainer.step  # noqa: B018
+  seconds = time.perf_counter() - start
+  loss = trainer._metric_results().get("loss")  # pylint: disable=protected-access
+  return {"images_per_sec": s["steps"] * config.batch_size / seconds,
+          "loss": float(loss) if loss is not None else None,
+          "finite": bool(loss is None or np.isfinite(loss))}
+
+
+def peak_memory(device):
+  import tensorflow as tf
+  if device is None:
+    return None
+  try:
+    return tf.config.experimental.get_memory_info(device)["peak"]
+  except (ValueError, tf.errors.OpError):
+    return None
+
+
+def reset_memory(device):
+  import tensorflow as tf
+  if device is not None:
+    try:
+      tf.config.experimental.reset_memory_stats(device)
+    except (ValueError, tf.errors.OpError):
+      pass
+
+
+def measure(s, records, task, precision, jit, device):
+  """Both rates at the largest batch from s["batch"] down that fits."""
+  import tensorflow as tf
+  batch = s["batch"]
+  while batch >= 1:
+    try:
+      reset_memory(device)
+      synthetic = timed(run_config(s, records, task, precision, jit, batch), s, real_data=False)
+      peak = peak_memory(device)
+      real = timed(run_config(s, records, task, precision, jit, batch), s, real_data=True)
+      return dict(task=task, precision=precision, jit=jit, batch=batch, synthetic=synthetic,
+                  real=real, peak_bytes=peak,
+                  keeps_up=real["images_per_sec"] >= KEEPS_UP * synthetic["images_per_sec"])
+    except tf.errors.ResourceExhaustedError:
+      batch //= 2
+    except Exception as e:  # pylint: disable=broad-except
+      return dict(task=task, precision=precision, jit=jit, batch=batch,
+                  error="%s: %s" % (type(e).__name__, str(e).splitlines()[0][:200] if str(e) else ""))
+  return dict(task=task, precision=precision, jit=jit, batch=0, error="out of memory at batch 1")
+
+
+# ---- 3. kill and resume ----
+def kill_and_resume(s, records, workdir, precision):
+  steps = s["resume_steps"]
+  args = [sys.executable, "-m", "tfssl.train_and_eval", "--task=supervised",
+          "--architecture=%s" % s["architecture"], "--filters_factor=%d" % s["filters_factor"],
+          "--dataset=tfrecord", "--dataset_dir=%s" % records, "--workdir=%s" % workdir,
+          "--batch_size=%d" % min(s["batch"], 64), "--preprocessing=inception_preprocess",
+          "--resize_size=%d" % s["size"], "--lr=0.01", "--precision=%s" % precision,
+          "--train_steps=%d" % steps, "--save_checkpoints_secs=1", "--log_every_steps=1",
+          "--random_seed=1"]
+  import tensorflow as tf
+  first = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+  deadline = time.time() + 300
+  killed_at = None
+  while time.time() < deadline and first.poll() is None:
+    latest = tf.train.latest_checkpoint(workdir)
+    if latest and int(latest.rsplit("-", 1)[1]) > 0:
+      killed_at = int(latest.rsplit("-", 1)[1])
+      break
+    time.sleep(0.5)
+  if first.poll() is None:
+    first.send_signal(signal.SIGKILL)
+  log1 = first.communicate()[1]
+  second = subprocess.run(args, capture_output=True, text=True, timeout=600)
+  log = log1 + second.stderr
+  losses = [float(m.group(1)) for m in re.finditer(r"step \d+/%d .*?\bloss (\S+)" % steps, log)]
+  resumed = re.search(r"Resumed from \S+ at step (\d+)", second.stderr)
+  ok = (second.returncode == 0 and bool(losses) and all(math.isfinite(v) for v in losses)
+        and resumed is not None and tf.train.latest_checkpoint(workdir).endswith("-%d" % steps))
+  return {"ok": ok, "killed_after_checkpoint": killed_at,
+          "resumed_at": int(resumed.group(1)) if resumed else None, "losses_logged": len(losses),
+          "all_finite": all(math.isfinite(v) for v in losses), "returncode": second.returncode,
+          "tail": None if ok else second.stderr[-1500:]}
+
+
+# ---- 4. the table ----
+def markdown(info, s, rows, resume, device):
+  mib = lambda b: "-" if b is None else "%.0f" % (b / 2 ** 20)  # noqa: E731
+  header = ["task", "network", "precision", "XLA", "batch", "images/s, repeated batch",
+            "images/s, input pipeline", "pipeline keeps up", "peak memory (MiB)", "loss finite"]
+  body = []
+  for r in rows:
+    net = "%s x%d at %d" % (s["architecture"], s["filters_factor"], s["size"])
+    if r.get("error"):
+      body.append([r["task"], net, r["precision"], "yes" if r["jit"] else "no", r["batch"],
+                   "failed: " + r["error"], "-", "-", "-", "-"])
+      continue
+    body.append([r["task"], net, r["precision"], "yes" if r["jit"] else "no", r["batch"],
+                 "%.1f" % r["synthetic"]["images_per_sec"], "%.1f" % r["real"]["images_per_sec"],
+                 "yes" if r["keeps_up"] else "no (%.0f%%)" % (
+                     100 * r["real"]["images_per_sec"] / r["synthetic"]["images_per_sec"]),
+                 mib(r["peak_bytes"]), "yes" if r["synthetic"]["finite"] and r["real"]["finite"]
+                 else "NO"])
+  parts = ["- machine: %s; device %s\n- command: `%s`\n- date: %s\n" % (
+      results.describe_machine(info), device or "CPU", results.command_line(), results.now()),
+      results.markdown_table(header, body), "",
+      "Kill and resume (%s, %d steps): %s, killed after the checkpoint of step %s, "
+      "resumed at step %s, %d losses logged, all finite: %s." % (
+          s["resume_precision"], s["resume_steps"],
+          "passed" if resume["ok"] else "FAILED", resume["killed_after_checkpoint"],
+          resume["resumed_at"], resume["losses_logged"], resume["all_finite"])]
+  return "\n".join(parts) + "\n"
+
+
+def main(argv):
+  del argv
+  import tensorflow as tf
+  gpus = tf.config.list_physical_devices("GPU")
+  for gpu in gpus:
+    tf.config.experimental.set_memory_growth(gpu, True)
+  device = "GPU:0" if gpus else None
+  s = settings()
+  for key, value in (("batch", FLAGS.batch_size), ("steps", FLAGS.steps),
+                     ("images", FLAGS.num_images)):
+    if value:
+      s[key] = value
+  work = tempfile.mkdtemp(prefix="tfssl-gpu-check-")
+  start = time.time()
+  records = make_shards(work, s["images"], s["image_hw"])
+  print("gpu_check: %d JPEG records in %.0fs" % (s["images"], time.time() - start), flush=True)
+  rows = []
+  for task, precision, jit in s["plan"]:
+    row = measure(s, records, task, precision, jit, device)
+    rows.append(row)
+    print("gpu_check: %s %s xla=%s: %s" % (task, precision, jit, row.get("error") or "%.1f / %.1f "
+          "images/s" % (row["synthetic"]["images_per_sec"], row["real"]["images_per_sec"])),
+          flush=True)
+  resume = kill_and_resume(s, records, os.path.join(work, "resume"), s["resume_precision"])
+  print("gpu_check: kill and resume %s" % ("passed" if resume["ok"] else "FAILED"), flush=True)
+  info = results.machine()
+  text = markdown(info, s, rows, resume, tf.config.experimental.get_device_details(gpus[0]).get(
+      "device_name") if gpus else None)
+  results.write_text(FLAGS.output + ".md", text)
+  results.write_text(FLAGS.output + ".json", json.dumps(
+      {"machine": info, "command": results.command_line(), "date": results.now(), "rows": rows,
+       "resume": resume, "seconds": time.time() - start}, indent=2, sort_keys=True, default=str))
+  print(text)
+  failed = [r for r in rows if r.get("error")] or not resume["ok"]
+  sys.exit(1 if failed else 0)
+
+
+if __name__ == "__main__":
+  from tfssl.runtime.console import quiet_tensorflow_banner
+  from tfssl.runtime.cpu_defaults import apply_cpu_defaults
+  apply_cpu_defaults()
+  quiet_tensorflow_banner()
+  app.run(main)
