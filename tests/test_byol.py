@@ -3,6 +3,7 @@ rule (BN moving statistics included), and the symmetric regression loss, against
 
 import math
 
+import keras
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -127,6 +128,22 @@ def test_flagfiles_hold_the_seed_settings(repo_root, fashion_mnist_dir):
       "cifar_resnet18", 256, 256, 128)
   for name in ("cifar10.cfg", "fashion_mnist.cfg"):
     validate(config_from_flagfile(flagfile(name), workdir="/unused", dataset_dir=fashion_mnist_dir))
+
+
+def test_the_fashion_mnist_config_builds_torchs_batchnorm_and_init(repo_root):
+  # Issue #16: the PyTorch implementation this recipe is compared with builds its ResNet with
+  # torch's BatchNorm (momentum 0.1 = TF's 0.9, epsilon 1e-5) and kaiming fan-out convs.
+  from tfssl.models import get_net_for_task
+  from tfssl.tools.experiment import config_from_flagfile
+  config = config_from_flagfile(str(repo_root / "flags" / "byol" / "fashion_mnist.cfg"))
+  net = get_net_for_task(config, None)
+  norms = [l for l in net._flatten_layers(include_self=False)
+           if isinstance(l, keras.layers.BatchNormalization)]
+  assert norms and all((n.momentum, n.epsilon) == (0.9, 1e-5) for n in norms)
+  convs = [l for l in net._flatten_layers(include_self=False) if isinstance(l, keras.layers.Conv2D)]
+  init = convs[0].kernel_initializer
+  assert isinstance(init, keras.initializers.VarianceScaling)
+  assert (init.scale, init.mode, init.distribution) == (2.0, "fan_out", "untruncated_normal")
 
 
 @pytest.mark.slow
