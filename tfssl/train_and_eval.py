@@ -240,10 +240,17 @@ def _flag_value(argv, name):
   return value
 
 
+# Without these a run cannot start; a command line that gives them all is complete as it is.
+_SETTINGS = ("architecture", "batch_size", "lr", "preprocessing")
+
+
 def default_flagfile(argv, flags_dir=FLAGS_DIR):
-  """For `--task=T` without --flagfile: the task's original config to take the rest from,
-  flags/T/<--dataset>.cfg when there is one, else flags/T/imagenet.cfg; None if there is none."""
+  """For `--task=T` without --flagfile and without the settings a run needs: the task's original
+  config to take the rest from, flags/T/<--dataset>.cfg when there is one, else
+  flags/T/imagenet.cfg; None if there is none (or nothing is missing)."""
   if any(a == "--flagfile" or a.startswith("--flagfile=") for a in argv):
+    return None
+  if all(_flag_value(argv, name) is not None for name in _SETTINGS):
     return None
   task = _flag_value(argv, "task")
   if not task or task in COMMANDS:
