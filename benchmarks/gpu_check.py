@@ -179,37 +179,53 @@ def measure(s, records, task, precision, jit, device):
 
 # ---- 3. kill and resume ----
 def kill_and_resume(s, records, workdir, precision):
-  steps = s["resume_steps"]
-  args = [sys.executable, "-m", "tfssl.train_and_eval", "--task=supervised",
-          "--architecture=%s" % s["architecture"], "--filters_factor=%d" % s["filters_factor"],
-          "--dataset=tfrecord", "--dataset_dir=%s" % records, "--workdir=%s" % workdir,
-          "--batch_size=%d" % min(s["batch"], 64), "--preprocessing=inception_preprocess",
-          "--resize_size=%d" % s["size"], "--lr=0.01", "--precision=%s" % precision,
-          "--train_steps=%d" % steps, "--save_checkpoints_secs=1", "--log_every_steps=1",
-          "--random_seed=1"]
+  # The first run is asked for far more steps than it will take: it is killed at its first
+  # checkpoint past step 0, whatever the machine's speed, so it can never finish before the kill
+  # (a 6-step first run did, on a loaded CPU). The second run resumes there and trains
+  # resume_steps more, to a step count known only after the kill.
+  def args(train_steps):
+    return [sys.executable, "-m", "tfssl.train_and_eval", "--task=supervised",
+            "--architecture=%s" % s["architecture"], "--filters_factor=%d" % s["filters_factor"],
+            "--dataset=tfrecord", "--dataset_dir=%s" % records, "--workdir=%s" % workdir,
+            "--batch_size=%d" % min(s["batch"], 64), "--preprocessing=inception_preprocess",
+            "--resize_size=%d" % s["size"], "--lr=0.01", "--precision=%s" % precision,
+            "--train_steps=%d" % train_steps, "--save_checkpoints_secs=1", "--log_every_steps=1",
+            "--random_seed=1"]
   import tensorflow as tf
-  first = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+  first = subprocess.Popen(args(1000000), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                           text=True)
   deadline = time.time() + 300
-  killed_at = None
+  saw_checkpoint = False
   while time.time() < deadline and first.poll() is None:
     latest = tf.train.latest_checkpoint(workdir)
     if latest and int(latest.rsplit("-", 1)[1]) > 0:
-      killed_at = int(latest.rsplit("-", 1)[1])
+      saw_checkpoint = True
+      time.sleep(0.5)  # into the next step: the kill lands mid-step, as a preemption would
       break
-    time.sleep(0.5)
-  if first.poll() is None:
+    time.sleep(0.2)
+  was_running = first.poll() is None
+  if was_running:
     first.send_signal(signal.SIGKILL)
   log1 = first.communicate()[1]
-  second = subprocess.run(args, capture_output=True, text=True, timeout=600)
-  log = log1 + second.stderr
-  losses = [float(m.group(1)) for m in re.finditer(r"step \d+/%d .*?\bloss (\S+)" % steps, log)]
+  latest = tf.train.latest_checkpoint(workdir)  # read once the process is dead
+  killed_at = int(latest.rsplit("-", 1)[1]) if latest else None
+  if not (saw_checkpoint and was_running):
+    return {"ok": False, "killed_after_checkpoint": killed_at, "resumed_at": None,
+            "losses_logged": 0, "all_finite": False, "returncode": first.returncode,
+            "tail": "the first run wrote no checkpoint past step 0 while running (300 s):\n"
+                    + log1[-1500:]}
+  end = killed_at + s["resume_steps"]
+  second = subprocess.run(args(end), capture_output=True, text=True, timeout=600)
+  losses = [float(m.group(1)) for m in re.finditer(r"step \d+/%d .*?\bloss (\S+)" % end,
+                                                     second.stderr)]
   resumed = re.search(r"Resumed from \S+ at step (\d+)", second.stderr)
+  resumed_at = int(resumed.group(1)) if resumed else None
   ok = (second.returncode == 0 and bool(losses) and all(math.isfinite(v) for v in losses)
-        and resumed is not None and tf.train.latest_checkpoint(workdir).endswith("-%d" % steps))
-  return {"ok": ok, "killed_after_checkpoint": killed_at,
-          "resumed_at": int(resumed.group(1)) if resumed else None, "losses_logged": len(losses),
-          "all_finite": all(math.isfinite(v) for v in losses), "returncode": second.returncode,
-          "tail": None if ok else second.stderr[-1500:]}
+        and resumed_at == killed_at
+        and tf.train.latest_checkpoint(workdir).endswith("-%d" % end))
+  return {"ok": ok, "killed_after_checkpoint": killed_at, "resumed_at": resumed_at, "end": end,
+          "losses_logged": len(losses), "all_finite": all(math.isfinite(v) for v in losses),
+          "returncode": second.returncode, "tail": None if ok else second.stderr[-1500:]}
 
 
 # ---- 4. the table ----
@@ -233,11 +249,11 @@ def markdown(info, s, rows, resume, device):
   parts = ["- machine: %s; device %s\n- command: `%s`\n- date: %s\n" % (
       results.describe_machine(info), device or "CPU", results.command_line(), results.now()),
       results.markdown_table(header, body), "",
-      "Kill and resume (%s, %d steps): %s, killed after the checkpoint of step %s, "
-      "resumed at step %s, %d losses logged, all finite: %s." % (
-          s["resume_precision"], s["resume_steps"],
-          "passed" if resume["ok"] else "FAILED", resume["killed_after_checkpoint"],
-          resume["resumed_at"], resume["losses_logged"], resume["all_finite"])]
+      "Kill and resume (%s): %s, killed after the checkpoint of step %s, resumed at step %s "
+      "and trained %d more steps, %d losses logged, all finite: %s." % (
+          s["resume_precision"], "passed" if resume["ok"] else "FAILED",
+          resume["killed_after_checkpoint"], resume["resumed_at"], s["resume_steps"],
+          resume["losses_logged"], resume["all_finite"])]
   return "\n".join(parts) + "\n"
 
 
