@@ -7,7 +7,7 @@ import tensorflow as tf
 from PIL import Image, ImageFilter, ImageOps, ImageEnhance
 
 from tfssl.config import Config
-from tfssl.data import ava_views, multi_crop, randaugment, simclr_views, view_ops
+from tfssl.data import ava_views, multi_crop, randaugment, simclr_views, view_colour, view_ops
 from tfssl.data.preprocess import get_preprocess_fn
 
 RNG = np.random.RandomState(0)
@@ -93,19 +93,28 @@ def test_ava_views_are_three_normalised_views_and_eval_is_normalize_only():
 
 # ---- building blocks ----
 
+def _jitter_only(image, strengths, seed=(5, 6), additive=False):
+  """The views' jitter alone (always on, no flip, gray, blur) on one image, from one seed."""
+  from tfssl.data import randomness
+  with randomness.SeedScope(tf.constant(seed, tf.int64)):
+    params = view_colour.draw_params(strengths, p_jitter=1.0, p_gray=0.0, flip=False,
+                                     additive_brightness=additive)
+  return view_colour.apply_params(tf.constant(image)[None], params[None], "per_view")[0].numpy()
+
+
 def test_zero_strength_jitter_is_identity_and_grayscale_uses_luma():
-  x = tf.constant(RNG.rand(8, 8, 3).astype(np.float32))
-  np.testing.assert_allclose(view_ops.color_jitter(x, 0, 0, 0, 0), x.numpy(), atol=1e-6)
-  gray = view_ops.luma_grayscale(x).numpy()
-  luma = x.numpy() @ np.array([0.2989, 0.587, 0.114])
+  x = RNG.rand(8, 8, 3).astype(np.float32)
+  np.testing.assert_allclose(_jitter_only(x, (0, 0, 0, 0)), x, atol=1e-6)
+  gray = view_colour.luma(tf.constant(x)[None])[0].numpy()
+  luma = x @ np.array([0.2989, 0.587, 0.114])
   for c in range(3):
     np.testing.assert_allclose(gray[..., c], luma, atol=1e-3)
 
 
 def test_brightness_is_multiplicative():
-  x = tf.constant(RNG.rand(8, 8, 3).astype(np.float32) * 0.5)
-  out = view_ops.color_jitter(x, 0.5, 0, 0, 0).numpy()
-  ratio = out / x.numpy()
+  x = RNG.rand(8, 8, 3).astype(np.float32) * 0.5
+  out = _jitter_only(x, (0.5, 0, 0, 0))
+  ratio = out / x
   assert 0.5 <= ratio.mean() <= 1.5
   np.testing.assert_allclose(ratio, ratio.mean(), rtol=1e-4)
 
@@ -121,7 +130,7 @@ def test_gaussian_blur_is_the_separable_kernel_with_zero_padding():
   for i in range(9):
     for j in range(9):
       expected[i, j] = np.einsum("a,b,abc->c", k, k, padded[i:i + 5, j:j + 5])
-  out = view_ops.gaussian_blur(tf.constant(x), sigma, size).numpy()
+  out = view_colour.gaussian_blur(tf.constant(x)[None], tf.constant([sigma]), size)[0].numpy()
   np.testing.assert_allclose(out, expected, atol=1e-5)
 
 
@@ -243,10 +252,7 @@ def test_multi_view_chains_are_refused_where_one_view_is_trained():
 
 
 def _brightness_only(image, additive, seed):
-  from tfssl.data import randomness
-  with randomness.SeedScope(tf.constant(seed, tf.int64)):
-    return view_ops.color_jitter(tf.constant(image), 0.4, 0.0, 0.0, 0.0,
-                                additive_brightness=additive).numpy()
+  return _jitter_only(image, (0.4, 0.0, 0.0, 0.0), seed, additive)
 
 
 def test_byol_brightness_adds_a_delta_where_simclr_multiplies():
@@ -275,13 +281,13 @@ def test_byol_brightness_adds_a_delta_where_simclr_multiplies():
 
 def test_byol_views_use_the_additive_brightness(monkeypatch):
   seen = []
-  real = view_ops.color_jitter
+  real = simclr_views.draw_params
 
-  def spy(image, *strengths, additive_brightness=False):
-    seen.append((strengths, additive_brightness))
-    return real(image, *strengths, additive_brightness=additive_brightness)
+  def spy(strengths, **kwargs):
+    seen.append((tuple(strengths), kwargs.get("additive_brightness", False)))
+    return real(strengths, **kwargs)
 
-  monkeypatch.setattr(view_ops, "color_jitter", spy)
+  monkeypatch.setattr(simclr_views, "draw_params", spy)
   _run("byol_augment", True, image_size=32)
   _run("simclr_augment", True, image_size=32)
   byol = [(s, a) for s, a in seen if s == simclr_views.BYOL_STRENGTHS]

@@ -198,6 +198,9 @@ _PORT = (
              "MindSpore seed / 0.1 in SimCLR; swav 0.1; ava 0.1)."),
     FlagSpec("color_jitter_strength", "float", 1.0, "Strength of the SimCLR colour jitter."),
     FlagSpec("use_blur", "bool", True, "Gaussian blur in the SimCLR augmentation (for images > 32px)."),
+    FlagSpec("augment_on_device", "bool", False, "Apply the views' flip, colour jitter, grayscale, "
+             "blur and solarisation inside the train step on the accelerator (the host only "
+             "decodes, crops and resizes); simclr_augment, byol_augment and multi_crop."),
     FlagSpec("proj_head_mode", "string", "nonlinear", "SimCLR projection head: none, linear or nonlinear.",
              choices="tfssl.tasks.simclr:PROJ_HEAD_MODES"),
     FlagSpec("num_proj_layers", "integer", 3, "Layers of the projection head."),

@@ -109,6 +109,13 @@ def validate(config):
       check_chain_views(task_cls, c.task, c)
     except ValueError as e:
       raise UsageError(str(e))
+  if c.augment_on_device and c.preprocessing:
+    from tfssl.data import preprocess
+    if not preprocess.defers_colour(c.preprocessing):
+      raise UsageError("--augment_on_device: --preprocessing=%s has no view op whose colour runs "
+                       "in the train step (%s); drop the flag" % (
+                           c.preprocessing, ", ".join(preprocess.defers_colour(
+                               preprocess.known_ops()))))
 
 
 def _resolve(path):

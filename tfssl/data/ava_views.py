@@ -12,9 +12,8 @@ import tensorflow as tf
 
 from tfssl.data.preprocess import register
 from tfssl.data.randaugment import quantize, randaugment
-from tfssl.data.randomness import apply_with_probability
-from tfssl.data.view_ops import (color_jitter, image_size, luma_grayscale, random_flip,
-                                 random_resized_crop, to_float01)
+from tfssl.data.view_colour import apply_params, draw_params
+from tfssl.data.view_ops import image_size, random_flip, random_resized_crop, to_float01
 
 # The AVA seed's CIFAR Normalize() constants (its dataset transform).
 CIFAR_MEAN = (0.4914, 0.4822, 0.4465)
@@ -29,9 +28,10 @@ def ava_standard_view(image, size):
   """Crop (0.2-1), colour adjust 0.4 always (hue 0.4 too; random order), grayscale p=0.2, flip."""
   x = random_resized_crop(to_float01(image), size, area_range=(0.2, 1.0), min_object_covered=0.0,
                           method="bilinear", antialias=True)
-  x = color_jitter(tf.clip_by_value(x, 0.0, 1.0), 0.4, 0.4, 0.4, 0.4)
-  x = apply_with_probability(luma_grayscale, x, 0.2)
-  return random_flip(x)
+  # Jitter always (p=1), then grayscale p=0.2 and flip (which commutes with both), on this one
+  # view: AVA's views stay on the host, normalised and beside a RandAugment one.
+  params = draw_params((0.4, 0.4, 0.4, 0.4), p_jitter=1.0, p_gray=0.2)
+  return apply_params(tf.clip_by_value(x, 0.0, 1.0)[None], params[None])[0]
 
 
 def ava_aux_view(image, size, n, m):

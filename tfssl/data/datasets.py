@@ -20,7 +20,8 @@ no train/val cut; those two splits then raise and trainval/test still work.
 The input pipeline (`make_input_fn`): the split's shard files are divided among the input
 pipelines (pipeline i reads files i, i + n, ...). Training shuffles the files (anew each pass),
 repeats forever, interleaves 16 files, shuffles records in a 10,000 buffer (or the split's size),
-parses, preprocesses, and batches at the per-replica size dropping the remainder. Eval reads every
+parses, preprocesses, and batches at the per-replica size dropping the remainder (with
+--augment_on_device a multi-view chain's photometric part is left to the train step). Eval reads every
 file once in order and keeps the last, smaller batch. Every example carries a stateless seed for
 its random ops, so the same --random_seed gives the same batches. A corrupt shard stops the input
 with an error naming it, or is skipped with --skip_corrupt_records (shard_reader.py).
@@ -233,8 +234,11 @@ def make_input_fn(config, split, is_training, batch_size=None, preprocessing=Non
   if not global_batch:
     raise ValueError("no batch size for the %s input: pass --batch_size (and --eval_batch_size)"
                      % ("training" if is_training else "eval"))
-  preprocess = preprocess_lib.get_preprocess_fn(preprocessing or config.preprocessing, config,
-                                                is_training)
+  # With --augment_on_device the views' photometric part is left to the train step
+  # (view_colour.py); otherwise each example's views come out of the chain finished.
+  preprocess = preprocess_lib.get_preprocess_fn(
+      preprocessing or config.preprocessing, config, is_training,
+      defer_colour=bool(is_training and config.augment_on_device))
 
   def input_fn(input_context=None):
     per_replica = (input_context.get_per_replica_batch_size(global_batch) if input_context

@@ -1,7 +1,8 @@
 """SwAV's multi-crop as a preprocessing op, and the crop layout the SwAV task reads.
 
   multi_crop  train: one key per crop size, `crops_<size>` [n, size, size, 3] in [0, 1], in the
-              order of --size_crops (equal sizes share one key); no `image` key
+              order of --size_crops (equal sizes share one key); no `image` key. Each key's
+              photometric part is applied to the batch (view_colour.py, `crops_<size>_colour`)
               eval:  image [S0, S0, 3], S0 = the first --size_crops
 
 `crop_groups(config)` is the one reading of --nmb_crops/--size_crops/--min_scale_crops/
@@ -11,8 +12,8 @@
 import tensorflow as tf
 
 from tfssl.data.preprocess import register
-from tfssl.data.view_ops import (color_distortion, eval_view, random_blur, random_flip,
-                                 random_resized_crop, simclr_strengths, to_float01)
+from tfssl.data.view_colour import SUFFIX, draw_params
+from tfssl.data.view_ops import eval_view, random_resized_crop, simclr_strengths, to_float01
 
 
 def crop_groups(config):
@@ -36,18 +37,18 @@ def num_crops(config):
   return sum(count for _, _, parts in crop_groups(config) for count, _, _ in parts)
 
 
-def swav_view(image01, size, scale, strength, blur):
-  x = random_resized_crop(image01, size, area_range=scale, min_object_covered=0.0,
+def swav_view(image, size, scale, strength, blur):
+  """(crop, its photometric parameters): torchvision's RandomResizedCrop (bilinear, antialiased),
+  then flip, jitter p=0.8, grayscale p=0.2, blur p=0.5 (view_colour.py applies them)."""
+  x = random_resized_crop(image, size, area_range=scale, min_object_covered=0.0,
                           method="bilinear", antialias=True)
-  x = random_flip(tf.clip_by_value(x, 0.0, 1.0))
-  x = color_distortion(x, simclr_strengths(strength))
-  if blur:
-    x = random_blur(x, size, 0.5)
-  return tf.clip_by_value(x, 0.0, 1.0)
+  return (tf.clip_by_value(x, 0.0, 1.0),
+          draw_params(simclr_strengths(strength), p_blur=0.5 if blur else 0.0))
 
 
 @register("multi_crop", views=lambda config: num_crops(config),
-          eval_op="center_crop_resize (with --image_size = the first --size_crops)")
+          eval_op="center_crop_resize (with --image_size = the first --size_crops)",
+          deferred_colour=True)
 def multi_crop(data, config, is_training):
   """SwAV's multi-crop: per group, crops of (min, max) area scale, flip, colour, blur p=0.5.
 
@@ -59,11 +60,12 @@ def multi_crop(data, config, is_training):
   if not is_training:
     out["image"] = eval_view(data["image"], groups[0][1])
     return out
-  image01 = to_float01(data["image"])
+  image = data["image"]
+  image = image if image.dtype == tf.uint8 else to_float01(image)  # crops scale uint8 to [0, 1]
   strength = float(config.color_jitter_strength)
   for key, size, parts in groups:
     blur = bool(config.use_blur) and size > 32
-    crops = [swav_view(image01, size, (low, high), strength, blur)
-             for count, low, high in parts for _ in range(count)]
-    out[key] = tf.stack(crops)
+    crops, params = zip(*[swav_view(image, size, (low, high), strength, blur)
+                          for count, low, high in parts for _ in range(count)])
+    out[key], out[key + SUFFIX] = tf.stack(crops), tf.stack(params)
   return out

@@ -32,6 +32,7 @@ import tensorflow as tf
 
 from tfssl.data import image_ops
 from tfssl.data import inception_preprocessing
+from tfssl.data import view_colour
 from tfssl.data.randomness import SeedScope, apply_with_probability, next_seed
 
 _OPS = {}
@@ -45,19 +46,23 @@ class OpViews:
   (`count(config)`), and what becomes of it in the evaluation chain of its model (`eval_op`): the
   single-view op giving the evaluation image of *augmented* views (a name, perhaps followed by a
   note), "" for an op evaluation leaves out (rotate: the model takes one image), None for one it
-  keeps (tiles: a patch model is evaluated on its tiles)."""
+  keeps (tiles: a patch model is evaluated on its tiles). `deferred_colour`: the op leaves its
+  views' photometric part as parameters under `<key>_colour`, applied to the batch later
+  (view_colour.py)."""
 
-  def __init__(self, count, eval_op=None):
+  def __init__(self, count, eval_op=None, deferred_colour=False):
     self.count = count if callable(count) else (lambda config, n=count: n)
     self.eval_op = eval_op
+    self.deferred_colour = deferred_colour
 
 
-def register(name, views=None, eval_op=None):
+def register(name, views=None, eval_op=None, deferred_colour=False):
   """Decorator: makes `op(data, config, is_training) -> dict` available as `name` in chains.
 
   A view-making op says what it makes: `views` (an int, or `fn(config) -> int`) views stacked on
   axis 1 in training, and `eval_op`, its single-view evaluation counterpart, if its views are
   augmentations of one image. tasks/views.py checks a chain against what its task expects.
+  `deferred_colour`: see OpViews.
   """
   def wrap(op):
     existing = _OPS.get(name)
@@ -68,7 +73,7 @@ def register(name, views=None, eval_op=None):
                        % (name, existing.__module__, existing.__qualname__))
     _OPS[name] = op
     if views is not None:
-      _VIEWS[name] = OpViews(views, eval_op)
+      _VIEWS[name] = OpViews(views, eval_op, deferred_colour)
     return op
   return wrap
 
@@ -113,6 +118,12 @@ def chain_views(chain, config):
   return count, makers
 
 
+def defers_colour(chain):
+  """The chain's ops that leave their views' colour to the batch (view_colour.py)."""
+  return [name for name in validate_chain(chain)
+          if name in _VIEWS and _VIEWS[name].deferred_colour]
+
+
 def _load_extensions():
   for module in _EXTENSIONS:
     try:
@@ -151,8 +162,12 @@ def validate_chain(chain):
   return names
 
 
-def get_preprocess_fn(chain, config, is_training):
-  """fn(data, seed=None) -> data: the chain's ops in order (ValueError if one is unknown)."""
+def get_preprocess_fn(chain, config, is_training, defer_colour=False):
+  """fn(data, seed=None) -> data: the chain's ops in order (ValueError if one is unknown).
+
+  The views come out finished; with `defer_colour` a view op's photometric parameters stay
+  beside its views (`<key>_colour`) for view_colour.finish_views to apply to the whole batch.
+  """
   ops = [_OPS[name] for name in validate_chain(chain)]
 
   def preprocess(data, seed=None):
@@ -160,7 +175,7 @@ def get_preprocess_fn(chain, config, is_training):
     with SeedScope(None if seed is None else tf.cast(seed, tf.int64)):
       for op in ops:
         data = op(data, config, is_training)
-    return data
+    return data if defer_colour else view_colour.finish_views(data)
 
   return preprocess
 

@@ -8,25 +8,29 @@
                   image of simclr_augment, byol_augment and, at S = S0, multi_crop)
 
 S is --image_size (default 224). Each op runs per example inside tf.data, so each view of each
-image draws its own random parameters.
+image draws its own random parameters; the crops are made there, the photometric part of the views
+(flip, colour, blur, solarisation) is applied to the batch (view_colour.py), on the host after
+`batch` or, with --augment_on_device, in the train step.
 """
 
 import tensorflow as tf
 
 from tfssl.data.preprocess import register
-from tfssl.data.randomness import apply_with_probability
-from tfssl.data.view_ops import (color_distortion, eval_view, image_size, random_blur, random_flip,
-                                 random_resized_crop, simclr_strengths, solarize01, to_float01)
+from tfssl.data.view_colour import SUFFIX, draw_params
+from tfssl.data.view_ops import (eval_view, image_size, random_resized_crop, simclr_strengths,
+                                 to_float01)
+
+
+def _crop(image, size):
+  """SimCLR's crop of a uint8 or [0, 1] image: 0.08-1 of the area, coverage 0.1, bicubic,
+  clipped to [0, 1]."""
+  return tf.clip_by_value(random_resized_crop(image, size, area_range=(0.08, 1.0)), 0.0, 1.0)
 
 
 def simclr_view(image, size, strength, blur):
-  """Crop (0.08-1, bicubic), flip, jitter p=0.8, grayscale p=0.2, blur p=0.5 if `blur`."""
-  x = random_resized_crop(to_float01(image), size, area_range=(0.08, 1.0))
-  x = random_flip(tf.clip_by_value(x, 0.0, 1.0))
-  x = color_distortion(x, simclr_strengths(strength))
-  if blur:
-    x = random_blur(x, size, 0.5)
-  return tf.clip_by_value(x, 0.0, 1.0)
+  """(crop, its photometric parameters): flip, jitter p=0.8, grayscale p=0.2, blur p=0.5 if
+  `blur` (view_colour.py applies them)."""
+  return _crop(image, size), draw_params(simclr_strengths(strength), p_blur=0.5 if blur else 0.0)
 
 
 # BYOL's colour jitter (paper, table 6): brightness 0.4, contrast 0.4, saturation 0.2, hue 0.1;
@@ -35,17 +39,15 @@ BYOL_STRENGTHS = (0.4, 0.4, 0.2, 0.1)
 
 
 def byol_view(image, size, strength, blur_p, solarize_p):
-  x = random_resized_crop(to_float01(image), size, area_range=(0.08, 1.0))
-  x = random_flip(tf.clip_by_value(x, 0.0, 1.0))
-  x = color_distortion(x, tuple(strength * s for s in BYOL_STRENGTHS), additive_brightness=True)
-  x = random_blur(x, size, blur_p)
-  x = apply_with_probability(solarize01, x, solarize_p)
-  return tf.clip_by_value(x, 0.0, 1.0)
+  return _crop(image, size), draw_params(
+      tuple(strength * s for s in BYOL_STRENGTHS), p_blur=blur_p, p_solarize=solarize_p,
+      additive_brightness=True)
 
 
 def _pair_op(data, config, is_training, make_views):
-  """The two ops' shared frame: the eval view in eval mode, else make_views(image, size, strength,
-  blur) stacked; blur follows SimCLR's rule (only for images > 32 px and with --use_blur)."""
+  """The two ops' shared frame: the eval view in eval mode, else make_views(image, size,
+  strength, blur) stacked, with their parameters under image_colour; blur follows SimCLR's rule
+  (only for images > 32 px and with --use_blur)."""
   size = image_size(config, 224)
   out = dict(data)
   if not is_training:
@@ -53,17 +55,20 @@ def _pair_op(data, config, is_training, make_views):
     return out
   blur = bool(config.use_blur) and size > 32
   strength = float(config.color_jitter_strength)
-  out["image"] = tf.stack(make_views(data["image"], size, strength, blur))
+  image = data["image"]
+  image = image if image.dtype == tf.uint8 else to_float01(image)
+  views, params = zip(*make_views(image, size, strength, blur))
+  out["image"], out["image" + SUFFIX] = tf.stack(views), tf.stack(params)
   return out
 
 
-@register("simclr_augment", views=2, eval_op="center_crop_resize")
+@register("simclr_augment", views=2, eval_op="center_crop_resize", deferred_colour=True)
 def simclr_augment(data, config, is_training):
   return _pair_op(data, config, is_training, lambda image, size, strength, blur: [
       simclr_view(image, size, strength, blur) for _ in range(2)])
 
 
-@register("byol_augment", views=2, eval_op="center_crop_resize")
+@register("byol_augment", views=2, eval_op="center_crop_resize", deferred_colour=True)
 def byol_augment(data, config, is_training):
   """BYOL's pair: view 1 always blurred and never solarised, view 2 blurred 0.1, solarised 0.2.
 

@@ -23,6 +23,7 @@ import dataclasses
 import keras
 import tensorflow as tf
 
+from tfssl.data import view_colour
 from tfssl.models.weight_decay import is_decayed
 
 
@@ -94,7 +95,15 @@ class Task(keras.Model):
     del outputs
     self.loss_tracker.update_state(loss)
 
+  @staticmethod
+  def finish_views(features):
+    """The batch's views with their photometric part applied, where the input left it to the
+    train step (--augment_on_device; data/view_colour.py); else the batch as it is. Every
+    train_step of a task that trains on multi-view chains starts with it."""
+    return view_colour.finish_views(features, select="mask")
+
   def train_step(self, features):
+    features = self.finish_views(features)
     with tf.GradientTape() as tape:
       loss, *outputs = self.forward(features, training=True)
       loss = loss + self.regularization_loss()

@@ -126,6 +126,7 @@ class BYOL(ContrastiveTask):
     return regression, tf.concat([h1, h2], 0)
 
   def train_step(self, features):
+    features = self.finish_views(features)
     tau = ema_rate(self.global_step, self.ctx.total_steps, float(self.config.tau_base),
                    self.config.tau_schedule)
     with tf.GradientTape() as tape:

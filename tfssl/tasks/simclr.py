@@ -63,6 +63,7 @@ class SimCLR(ContrastiveTask):
     return contrastive, h, (logits_ab, labels)
 
   def train_step(self, features):
+    features = self.finish_views(features)
     with tf.GradientTape() as tape:
       contrastive, h, (logits_ab, labels) = self.batch_loss(features)
       sup = self.probe_loss(h, features["label"], 2)

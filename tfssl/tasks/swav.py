@@ -165,6 +165,7 @@ class SwAV(ContrastiveTask):
     return self.swapped_loss(scores, z, batch, update_queue), h, first_count
 
   def train_step(self, features):
+    features = self.finish_views(features)
     step = self.global_step
     frozen = step < int(self.config.freeze_prototypes_niters)
     keep = 1.0 - tf.cast(frozen, tf.float32)

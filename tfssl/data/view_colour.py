@@ -1,0 +1,261 @@
+"""A view's photometric augmentation as data: drawn per view, applied to a whole batch at once.
+
+SimCLR's, BYOL's and SwAV's views are a geometric part (random crop, resize) and a photometric
+part (flip, colour jitter in random order, grayscale, Gaussian blur, solarisation). The view op
+draws the photometric part's random parameters per view from the example's stateless seed
+(`draw_params`: a vector of NUM_PARAMS scalars, cheap) and stores them beside the views under
+`<key>_colour`. `finish_views` then applies them in one of two places:
+
+  - at the end of the example's chain, view by view (the default; select="per_view": tf.image's
+    fused kernels behind a tf.cond per decision, so what does not apply costs nothing);
+  - inside the train step on the replica's whole batch (--augment_on_device; select="mask":
+    closed forms with one factor per image, static shapes for XLA): the host only decodes, crops
+    and resizes, and the accelerator does the per-pixel work.
+
+Both read the same parameters and give the same pixels (to float rounding; tested), so the two
+places train on the same distribution, and the same seed gives the same batch.
+
+Written by hand because tf.image's adjust_hue / adjust_saturation take one factor per call and its
+depthwise-convolution blur runs at ~20 ms per 224-pixel image on a CPU core: per-example factors
+across a batch need closed forms (HSV saturation scaling and hue rotation, equal to tf.image's to
+~1e-6), and the blur here is a banded matrix product (zero padding, SimCLR's 'SAME' depthwise
+convolution, the same kernel), 5-7x faster on a CPU. `select="gather"` (batched, each jitter op
+only on the views that take it) is the batched form for dynamic shapes.
+"""
+
+import tensorflow as tf
+
+from tfssl.data.randomness import next_seed, uniform
+
+FIELDS = ("flip", "jitter", "order0", "order1", "order2", "order3", "brightness_scale",
+          "brightness_shift", "contrast", "saturation", "hue", "gray", "blur_sigma", "solarize")
+NUM_PARAMS = len(FIELDS)
+_INDEX = {name: i for i, name in enumerate(FIELDS)}
+SUFFIX = "_colour"
+BRIGHTNESS, CONTRAST, SATURATION, HUE = range(4)  # the jitter ops, as the order fields name them
+
+
+def blur_kernel_size(size):
+  """SimCLR's blur kernel for size-pixel views: a tenth of the size, made odd (at least 3)."""
+  return max(3, size // 10 // 2 * 2 + 1)
+
+
+# ---- drawing, per view, inside the chain ----
+def _decide(probability):
+  """1.0 with the given probability, else 0.0; 0 and 1 draw nothing (as apply_with_probability)."""
+  if probability <= 0.0:
+    return tf.constant(0.0)
+  if probability >= 1.0:
+    return tf.constant(1.0)
+  return tf.cast(tf.random.stateless_uniform([], next_seed()) < probability, tf.float32)
+
+
+def _factor(strength):
+  """A jitter factor from [max(0, 1 - s), 1 + s], or 1 (no change) at strength 0."""
+  if not strength:
+    return tf.constant(1.0)
+  return uniform(max(0.0, 1.0 - strength), 1.0 + strength)
+
+
+def draw_params(strengths, p_jitter=0.8, p_gray=0.2, p_blur=0.0, p_solarize=0.0,
+                additive_brightness=False, flip=True):
+  """One view's photometric parameters, [NUM_PARAMS] float32, from the chain's seeds.
+
+  strengths: (brightness, contrast, saturation, hue) as SimCLR v2's `color_jitter_rand` and
+  torchvision's ColorJitter: factors from [max(0, 1 - s), 1 + s], a hue shift from [-h, h];
+  brightness multiplies by its factor, or with `additive_brightness` adds a delta from [-b, b]
+  (DeepMind's BYOL, tf.image.random_brightness). The four are applied in a random order, drawn
+  here. Blur: sigma ~ U(0.1, 2.0) with probability p_blur (0 = not blurred).
+  """
+  brightness, contrast, saturation, hue = strengths
+  values = {"flip": _decide(0.5) if flip else tf.constant(0.0), "jitter": _decide(p_jitter)}
+  order = tf.cast(tf.argsort(tf.random.stateless_uniform([4], next_seed())), tf.float32)
+  for i in range(4):
+    values["order%d" % i] = order[i]
+  if additive_brightness:
+    values["brightness_scale"] = tf.constant(1.0)
+    values["brightness_shift"] = (uniform(-brightness, brightness) if brightness
+                                  else tf.constant(0.0))
+  else:
+    values["brightness_scale"], values["brightness_shift"] = _factor(brightness), tf.constant(0.0)
+  values["contrast"] = _factor(contrast)
+  values["saturation"] = _factor(saturation)
+  values["hue"] = uniform(-hue, hue) if hue else tf.constant(0.0)
+  values["gray"] = _decide(p_gray)
+  blurred = _decide(p_blur)
+  values["blur_sigma"] = blurred * uniform(0.1, 2.0) if p_blur > 0.0 else tf.constant(0.0)
+  values["solarize"] = _decide(p_solarize)
+  return tf.stack([tf.cast(values[name], tf.float32) for name in FIELDS])
+
+
+# ---- the per-pixel ops on [N, H, W, 3] with one parameter per image ----
+def _per_image(values):
+  return tf.reshape(values, [-1, 1, 1, 1])
+
+
+def adjust_contrast(images, factors):
+  """tf.image.adjust_contrast per image: each channel blended with its own mean."""
+  means = tf.reduce_mean(images, axis=[1, 2], keepdims=True)
+  return (images - means) * _per_image(factors) + means
+
+
+def adjust_saturation(images, factors):
+  """tf.image.adjust_saturation per image, in closed form: HSV's S scaled and clipped to [0, 1]
+  with V (the max channel) and H kept moves every channel towards or away from the max."""
+  top = tf.reduce_max(images, axis=-1, keepdims=True)
+  bottom = tf.reduce_min(images, axis=-1, keepdims=True)
+  # S = (max - min) / max; scaling it by f past 1 clips at S = 1, i.e. a factor of max / (max - min)
+  limit = tf.math.divide_no_nan(top, top - bottom)
+  scale = tf.minimum(_per_image(factors), tf.where(top > bottom, limit, tf.ones_like(limit)))
+  return top - scale * (top - images)
+
+
+def adjust_hue(images, deltas):
+  """tf.image.adjust_hue per image, in closed form: the HSV hue rotated by delta (in turns)."""
+  top = tf.reduce_max(images, axis=-1, keepdims=True)
+  chroma = top - tf.reduce_min(images, axis=-1, keepdims=True)
+  red, green, blue = tf.split(images, 3, axis=-1)
+  safe = tf.where(chroma > 0, chroma, tf.ones_like(chroma))
+  hue = tf.where(top == red, (green - blue) / safe,
+                 tf.where(top == green, (blue - red) / safe + 2.0, (red - green) / safe + 4.0))
+  hue = tf.where(chroma > 0, hue, tf.zeros_like(hue))
+  hue = tf.math.floormod(hue + 6.0 * _per_image(deltas), 6.0)
+  # The standard HSV -> RGB: channel n of (5, 3, 1) is V - C * clip(min(k, 4 - k), 0, 1).
+  k = tf.math.floormod(tf.constant([5.0, 3.0, 1.0]) + hue, 6.0)
+  return top - chroma * tf.clip_by_value(tf.minimum(k, 4.0 - k), 0.0, 1.0)
+
+
+def luma(images):
+  """ITU-R 601 luma (tf.image.rgb_to_grayscale) in 3 channels: SimCLR's and torchvision's gray."""
+  return tf.tile(tf.image.rgb_to_grayscale(images), [1, 1, 1, 3])
+
+
+def blur_matrices(sigmas, size, kernel_size):
+  """[N, size, size]: the banded matrices of a normalised Gaussian of each sigma, cut at the
+  kernel's radius: multiplying by one is the 'SAME' zero-padded 1-D convolution."""
+  radius = kernel_size // 2
+  sigmas = tf.reshape(tf.maximum(tf.cast(sigmas, tf.float32), 1e-3), [-1, 1, 1])
+  offsets = tf.cast(tf.range(size)[:, None] - tf.range(size)[None, :], tf.float32)
+  band = tf.cast(tf.abs(offsets) <= radius, tf.float32)
+  taps = tf.cast(tf.range(-radius, radius + 1), tf.float32)
+  norm = tf.reduce_sum(tf.exp(-tf.square(taps) / (2.0 * tf.square(sigmas))), -1, keepdims=True)
+  return tf.exp(-tf.square(offsets) / (2.0 * tf.square(sigmas))) * band / norm
+
+
+def gaussian_blur(images, sigmas, kernel_size):
+  """The separable Gaussian blur of square images [N, S, S, C], one sigma per image."""
+  n, size, channels = tf.shape(images)[0], images.shape[1], images.shape[-1]
+  matrices = blur_matrices(sigmas, size, kernel_size)
+  # Along the height: [N, S, S] @ [N, S, S * C]; then the same along the width, transposed.
+  x = tf.matmul(matrices, tf.reshape(images, [n, size, size * channels]))
+  x = tf.transpose(tf.reshape(x, [n, size, size, channels]), [0, 2, 1, 3])
+  x = tf.matmul(matrices, tf.reshape(x, [n, size, size * channels]))
+  return tf.transpose(tf.reshape(x, [n, size, size, channels]), [0, 2, 1, 3])
+
+
+# ---- applying a batch's parameters ----
+def _jitter_op(op, images, params):
+  column = lambda name: params[:, _INDEX[name]]  # noqa: E731
+  if op == BRIGHTNESS:
+    return images * _per_image(column("brightness_scale")) + _per_image(column("brightness_shift"))
+  if op == CONTRAST:
+    return adjust_contrast(images, column("contrast"))
+  if op == SATURATION:
+    return adjust_saturation(images, column("saturation"))
+  return adjust_hue(images, column("hue"))
+
+
+def _where_images(condition, yes, no):
+  return tf.where(_per_image(condition), yes, no)
+
+
+def _apply_to(selected, fn, images, params, select):
+  """fn(images, params) on the images where `selected`; the others unchanged."""
+  if select == "mask":
+    return _where_images(selected, fn(images, params), images)
+  index = tf.where(selected)
+  changed = fn(tf.gather_nd(images, index), tf.gather_nd(params, index))
+  return tf.tensor_scatter_nd_update(images, index, changed)
+
+
+def apply_params(images, params, select="gather"):
+  """images [N, S, S, 3] in [0, 1] after the crop, params [N, NUM_PARAMS] -> the finished views:
+  flip, jitter (p, random order, clipped after each op), grayscale, blur, solarise, clipped."""
+  if select == "per_view":
+    return tf.stack([_finish_one(images[i], params[i]) for i in range(images.shape[0])])
+  if select not in ("gather", "mask"):
+    raise ValueError("select must be 'per_view', 'gather' or 'mask', got %r" % (select,))
+  params = tf.cast(params, tf.float32)
+  column = lambda name: params[:, _INDEX[name]]  # noqa: E731
+  x = tf.cast(images, tf.float32)
+  x = _where_images(column("flip") > 0.5, tf.reverse(x, [2]), x)
+  jittered = column("jitter") > 0.5
+  for round_ in range(4):
+    op_of_round = column("order%d" % round_)
+    for op in range(4):
+      chosen = tf.logical_and(jittered, tf.equal(op_of_round, float(op)))
+      x = _apply_to(chosen, lambda v, p, op=op: tf.clip_by_value(_jitter_op(op, v, p), 0.0, 1.0),
+                    x, params, select)
+  x = _where_images(column("gray") > 0.5, luma(x), x)
+  size = images.shape[1]
+  if size is not None and size > 0:
+    kernel = blur_kernel_size(size)
+    x = _apply_to(column("blur_sigma") > 0.0,
+                  lambda v, p: gaussian_blur(v, p[:, _INDEX["blur_sigma"]], kernel), x, params,
+                  select)
+  x = _where_images(column("solarize") > 0.5, tf.where(x < 0.5, x, 1.0 - x), x)
+  return tf.clip_by_value(x, 0.0, 1.0)
+
+
+def _finish_one(image, params):
+  """apply_params for one view [S, S, 3] with tf.image's fused kernels (one factor per call),
+  each decision a tf.cond and the jitter round a switch_case, so what does not apply costs
+  nothing: on a CPU, per view in the input pipeline, this beats the batched closed forms (whole-
+  batch elementwise ops on [N, S, S, 3] run out of cache; docs/RESULTS.md)."""
+  p = {name: params[_INDEX[name]] for name in FIELDS}
+  when = lambda flag, fn, x: tf.cond(flag, lambda: fn(x), lambda: x)  # noqa: E731
+  x = when(p["flip"] > 0.5, lambda v: tf.reverse(v, [1]), tf.cast(image, tf.float32))
+  ops = [lambda v: v * p["brightness_scale"] + p["brightness_shift"],
+         lambda v: tf.image.adjust_contrast(v, p["contrast"]),
+         lambda v: tf.image.adjust_saturation(v, p["saturation"]),
+         lambda v: tf.image.adjust_hue(v, p["hue"])]
+
+  def jitter(v):
+    for round_ in range(4):
+      op = tf.cast(p["order%d" % round_], tf.int32)
+      v = tf.clip_by_value(tf.switch_case(op, [lambda f=f: f(v) for f in ops]), 0.0, 1.0)
+      v.set_shape(image.shape)
+    return v
+
+  x = when(p["jitter"] > 0.5, jitter, x)
+  x = when(p["gray"] > 0.5, lambda v: luma(v[None])[0], x)
+  size = image.shape[0]
+  x = when(p["blur_sigma"] > 0.0, lambda v: gaussian_blur(
+      v[None], p["blur_sigma"][None], blur_kernel_size(size))[0], x)
+  x = when(p["solarize"] > 0.5, lambda v: tf.where(v < 0.5, v, 1.0 - v), x)
+  return tf.clip_by_value(x, 0.0, 1.0)
+
+
+def deferred_keys(data):
+  """The image keys of `data` whose colour is still to be applied (a `<key>_colour` beside)."""
+  return sorted(k[:-len(SUFFIX)] for k in data if k.endswith(SUFFIX) and k[:-len(SUFFIX)] in data)
+
+
+def finish_views(data, select="per_view"):
+  """Applies every `<key>_colour` of a dict to its `<key>` views and drops the parameters.
+
+  Views may be [V, S, S, 3] (one example) or [B, V, S, S, 3] (a batch; "per_view" needs a known
+  B); a dict with nothing deferred is returned as it is.
+  """
+  keys = deferred_keys(data)
+  if not keys:
+    return data
+  out = {k: v for k, v in data.items() if not k.endswith(SUFFIX)}
+  for key in keys:
+    views, params = data[key], data[key + SUFFIX]
+    shape = tf.shape(views)
+    flat = tf.reshape(views, tf.concat([[-1], shape[-3:]], 0))
+    flat.set_shape([None] + views.shape[-3:].as_list())
+    done = apply_params(flat, tf.reshape(params, [-1, NUM_PARAMS]), select)
+    out[key] = tf.reshape(done, shape)
+  return out
