@@ -31,6 +31,7 @@ from absl import app
 from absl import flags
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import jpeg_shards  # noqa: E402
 import results  # noqa: E402
 
 flags.DEFINE_bool("smoke", False, "A tiny net at 32 px on any device: seconds, for make test.")
@@ -61,36 +62,7 @@ def settings():
               resume_precision="mixed_float16", plan=FULL_PLAN)
 
 
-# ---- 1. the shards ----
-def make_shards(folder, count, height_width, seed=0):
-  """`count` synthetic JPEG photos of height_width in 10 class folders, converted to TFRecords."""
-  import numpy as np
-  from PIL import Image
-  from tfssl.tools import image_sources, tfrecord_builder
-  rng = np.random.RandomState(seed)
-  photos = os.path.join(folder, "photos")
-  h, w = height_width
-  yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
-  for i in range(count):
-    label = i % 10
-    os.makedirs(os.path.join(photos, "class_%d" % label), exist_ok=True)
-    base = rng.uniform(0, 255, size=3)
-    slope = rng.uniform(-0.5, 0.5, size=(2, 3))
-    image = base + yy[..., None] * slope[0] + xx[..., None] * slope[1]
-    cx, cy, r = rng.uniform(0, w), rng.uniform(0, h), rng.uniform(0.1, 0.4) * min(h, w)
-    disc = ((xx - cx) ** 2 + (yy - cy) ** 2) < r ** 2
-    image[disc] = rng.uniform(0, 255, size=3)
-    image += rng.normal(0, 12, size=image.shape)
-    Image.fromarray(np.clip(image, 0, 255).astype(np.uint8)).save(
-        os.path.join(photos, "class_%d" % label, "%05d.jpg" % i), quality=90)
-  source = image_sources.folder_source(photos, name="gpu_check")
-  records = os.path.join(folder, "records")
-  tfrecord_builder.build(source, records, train_shards=8, validation_shards=1,
-                         log=open(os.devnull, "w"))
-  return records
-
-
-# ---- 2. the timed runs ----
+# ---- 1. the shards: jpeg_shards.make_shards; 2. the timed runs ----
 def run_config(s, records, task, precision, jit, batch):
   from tfssl.config import Config
   values = dict(task=task, architecture=s["architecture"], filters_factor=s["filters_factor"],
@@ -271,7 +243,7 @@ def main(argv):
       s[key] = value
   work = tempfile.mkdtemp(prefix="tfssl-gpu-check-")
   start = time.time()
-  records = make_shards(work, s["images"], s["image_hw"])
+  records = jpeg_shards.make_shards(work, s["images"], s["image_hw"])
   print("gpu_check: %d JPEG records in %.0fs" % (s["images"], time.time() - start), flush=True)
   rows = []
   for task, precision, jit in s["plan"]:

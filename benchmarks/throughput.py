@@ -4,6 +4,9 @@
   python benchmarks/throughput.py --tasks=simclr --architectures=resnet50 --image_size=224 \
       --batch_size=64 --precisions=fp32,mixed_bfloat16 --jit_compile
   python benchmarks/throughput.py --tasks= --resnet50=yes  # only ResNet-50 at 224 (auto on a GPU)
+  python benchmarks/throughput.py --notrain --flops=no --jpeg_photos=512 --flags_dataset=imagenet \
+      --tasks=supervised,rotation,simclr,swav --batch_size=64 --augment_on_device
+                                  # the imagenet chains on photo-sized JPEG shards it makes
 
 Training: the Trainer's own train function (the tf.function loop `train` runs) on one batch of
 the task's real input repeated (--data=synthetic: the input costs nothing) or on the input
@@ -33,6 +36,7 @@ import numpy as np
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import configs  # noqa: E402
 import flops as flops_lib  # noqa: E402
+import jpeg_shards  # noqa: E402
 import results  # noqa: E402
 
 TASKS = ("supervised", "rotation", "exemplar", "jigsaw", "relative_patch_location", "simclr", "byol",
@@ -64,6 +68,11 @@ flags.DEFINE_string("flags_dataset", "fashion_mnist", "Which flagfile of each ta
 flags.DEFINE_string("dataset", "fashion_mnist", "Dataset of the records.")
 flags.DEFINE_string("dataset_dir", "data/fashion_mnist", "The records.")
 flags.DEFINE_string("output", "workdirs/benchmarks/throughput", "Writes <output>.md, .json, .jsonl.")
+flags.DEFINE_bool("train", True, "Time training (--notrain: only the input pipelines).")
+flags.DEFINE_integer("jpeg_photos", 0, "Make this many 500x375 JPEG photos, convert them to shards "
+                     "and read those (--dataset=tfrecord, train split) instead of --dataset_dir.")
+flags.DEFINE_bool("augment_on_device", False, "Also time each chain whose views' colour can run "
+                  "in the train step with --augment_on_device: what the host is left to do.")
 FLAGS = flags.FLAGS
 
 _SIZE_FIELDS = ("image_size", "resize_size", "crop_size", "smaller_size", "size_crops")
@@ -95,6 +104,8 @@ def task_config(task, architecture=None, precision="fp32", batch_size=None, imag
   config = configs.config_from_flagfile(path, dataset=FLAGS.dataset, dataset_dir=FLAGS.dataset_dir)
   changes = dict(workdir=tempfile.mkdtemp(prefix="tfssl-throughput-"), precision=precision,
                  jit_compile=jit_compile, random_seed=0, steps_per_execution=1)
+  if FLAGS.jpeg_photos:
+    changes["train_split"] = "train"  # the converted folder's split (the flagfiles say trainval)
   if architecture:
     changes["architecture"] = architecture
   if filters_factor:
@@ -190,11 +201,14 @@ class Runner:
     print("   %s" % (row.get("error") or "%.1f images/s" % row["images_per_sec"]), flush=True)
     return self.log.add(row)
 
-  def pipeline(self, task):
+  def pipeline(self, task, augment_on_device=False):
     config = task_config(task, batch_size=FLAGS.batch_size, image_size=FLAGS.image_size)
+    config = config.replace(augment_on_device=augment_on_device)
     row = dict(bench="throughput", kind="pipeline", task=task, chain=config.preprocessing,
-               batch_size=config.batch_size, image_size=image_size_of(config))
-    print("== pipeline %s: %s" % (task, config.preprocessing), flush=True)
+               batch_size=config.batch_size, image_size=image_size_of(config),
+               augment_on_device=augment_on_device)
+    print("== pipeline %s: %s%s" % (task, config.preprocessing,
+                                    " (augment on device)" if augment_on_device else ""), flush=True)
     try:
       row.update(pipeline_rate(config))
     except Exception as e:  # pylint: disable=broad-except
@@ -228,14 +242,22 @@ def markdown(info, matmul, train_rows, pipeline_rows):
                  "%.1f; %.1f-%.1f" % (r["images_per_sec"], min(r["rates"]), max(r["rates"])),
                  "%.3f" % (fwd / 1e9) if fwd else "-",
                  "%.1f" % (achieved / 1e9) if achieved else "-", share])
-  parts.append("Training (%s data; %d warm-up steps, median of %d runs of %d steps)\n\n%s\n" % (
-      FLAGS.data, FLAGS.warmup_steps, FLAGS.runs, FLAGS.steps, results.markdown_table(headers, body)))
+  if body:
+    parts.append("Training (%s data; %d warm-up steps, median of %d runs of %d steps)\n\n%s\n" % (
+        FLAGS.data, FLAGS.warmup_steps, FLAGS.runs, FLAGS.steps,
+        results.markdown_table(headers, body)))
   if pipeline_rows:
-    rows = [[r["task"], "`%s`" % r["chain"], r["batch_size"], r["image_size"],
-             r.get("error") or "%.0f" % r["records_per_sec"]] for r in pipeline_rows]
+    # The decode-bound supervised chain is the yardstick of the others, measured in the same run.
+    yardstick = next((r.get("records_per_sec") for r in pipeline_rows
+                      if r["task"] == "supervised" and not r.get("augment_on_device")), None)
+    rows = [[r["task"], "`%s`%s" % (r["chain"], " --augment_on_device" if r.get(
+        "augment_on_device") else ""), r["batch_size"], r["image_size"],
+             r.get("error") or "%.0f" % r["records_per_sec"],
+             "%.2f" % (r["records_per_sec"] / yardstick) if yardstick and not r.get("error")
+             else "-"] for r in pipeline_rows]
     parts.append("Input pipeline alone (training mode: read, parse, decode, preprocess, batch; %d "
                  "batches after 3)\n\n%s\n" % (FLAGS.pipeline_batches, results.markdown_table(
-                     ["task", "chain", "batch", "image", "records/s"], rows)))
+                     ["task", "chain", "batch", "image", "records/s", "of supervised's"], rows)))
   return "\n".join(parts)
 
 
@@ -264,7 +286,11 @@ def main(argv):
   runner = Runner(log, count_flops)
   train_rows, pipeline_rows = [], []
   tasks = [t for t in FLAGS.tasks if t]
-  for task in tasks:
+  if FLAGS.jpeg_photos:
+    FLAGS.dataset = "tfrecord"
+    FLAGS.dataset_dir = jpeg_shards.make_shards(tempfile.mkdtemp(prefix="tfssl-jpeg-"),
+                                                FLAGS.jpeg_photos, (375, 500))
+  for task in tasks if FLAGS.train else []:
     for architecture in FLAGS.architectures or [None]:
       for precision in FLAGS.precisions:
         train_rows.append(runner.training(
@@ -279,6 +305,10 @@ def main(argv):
           jit_compile=jit))
   if FLAGS.pipeline:
     pipeline_rows = [runner.pipeline(task) for task in tasks]
+    if FLAGS.augment_on_device:
+      from tfssl.data import preprocess
+      pipeline_rows += [runner.pipeline(task, augment_on_device=True) for task in tasks
+                        if preprocess.defers_colour(task_config(task).preprocessing)]
   matmul = None
   if count_flops:
     # Other processes may share the CPU: the better of the two is the closer to its peak.
