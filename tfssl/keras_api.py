@@ -75,7 +75,7 @@ def create_task(config, dataset_spec, plan):
   task = get_task_class(config.task)(config, ctx)
   tiny = datasets.make_input_fn(config, config.train_split, True, batch_size=2, subset=plan.subset,
                                 dataset=dataset_spec)(None)
-  task(next(iter(tiny.take(1))), training=False)
+  task(task.finish_views(next(iter(tiny.take(1)))), training=False)  # builds the variables
   schedule = optimizers.build_lr_schedule(config, plan.steps_per_epoch, max(1, plan.total_steps))
   optimizer = optimizers.build_optimizer(config, schedule,
                                          no_weight_decay=task.no_weight_decay_variables(),

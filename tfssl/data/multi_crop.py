@@ -12,7 +12,7 @@
 import tensorflow as tf
 
 from tfssl.data.preprocess import register
-from tfssl.data.view_colour import SUFFIX, draw_params
+from tfssl.data.view_colour import SUFFIX, draw_params, to_uint8
 from tfssl.data.view_ops import eval_view, random_resized_crop, simclr_strengths, to_float01
 
 
@@ -42,8 +42,7 @@ def swav_view(image, size, scale, strength, blur):
   then flip, jitter p=0.8, grayscale p=0.2, blur p=0.5 (view_colour.py applies them)."""
   x = random_resized_crop(image, size, area_range=scale, min_object_covered=0.0,
                           method="bilinear", antialias=True)
-  return (tf.clip_by_value(x, 0.0, 1.0),
-          draw_params(simclr_strengths(strength), p_blur=0.5 if blur else 0.0))
+  return to_uint8(x), draw_params(simclr_strengths(strength), p_blur=0.5 if blur else 0.0)
 
 
 @register("multi_crop", views=lambda config: num_crops(config),

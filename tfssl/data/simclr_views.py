@@ -16,15 +16,15 @@ image draws its own random parameters; the crops are made there, the photometric
 import tensorflow as tf
 
 from tfssl.data.preprocess import register
-from tfssl.data.view_colour import SUFFIX, draw_params
+from tfssl.data.view_colour import SUFFIX, draw_params, to_uint8
 from tfssl.data.view_ops import (eval_view, image_size, random_resized_crop, simclr_strengths,
                                  to_float01)
 
 
 def _crop(image, size):
-  """SimCLR's crop of a uint8 or [0, 1] image: 0.08-1 of the area, coverage 0.1, bicubic,
-  clipped to [0, 1]."""
-  return tf.clip_by_value(random_resized_crop(image, size, area_range=(0.08, 1.0)), 0.0, 1.0)
+  """SimCLR's crop of a uint8 or [0, 1] image: 0.08-1 of the area, coverage 0.1, bicubic; in 8
+  bits until its colour is applied (view_colour.to_uint8)."""
+  return to_uint8(random_resized_crop(image, size, area_range=(0.08, 1.0)))
 
 
 def simclr_view(image, size, strength, blur):

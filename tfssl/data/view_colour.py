@@ -35,6 +35,19 @@ SUFFIX = "_colour"
 BRIGHTNESS, CONTRAST, SATURATION, HUE = range(4)  # the jitter ops, as the order fields name them
 
 
+def to_uint8(views01):
+  """Crops in [0, 1] rounded to 8 bits, the form views travel in until their colour is applied:
+  a quarter of float32's bytes through the pipeline's batching and the copy to the accelerator
+  (multi_crop's host rate rose by a third with it; docs/RESULTS.md), and what a photo's crop is in
+  torchvision's PIL pipelines. Both places that apply the colour start from these same values."""
+  return tf.cast(tf.round(tf.clip_by_value(views01, 0.0, 1.0) * 255.0), tf.uint8)
+
+
+def _to_float01(images):
+  x = tf.cast(images, tf.float32)
+  return x / 255.0 if images.dtype == tf.uint8 else x
+
+
 def blur_kernel_size(size):
   """SimCLR's blur kernel for size-pixel views: a tenth of the size, made odd (at least 3)."""
   return max(3, size // 10 // 2 * 2 + 1)
@@ -179,15 +192,16 @@ def _apply_to(selected, fn, images, params, select):
 
 
 def apply_params(images, params, select="gather"):
-  """images [N, S, S, 3] in [0, 1] after the crop, params [N, NUM_PARAMS] -> the finished views:
-  flip, jitter (p, random order, clipped after each op), grayscale, blur, solarise, clipped."""
+  """images [N, S, S, 3] after the crop (uint8, or float in [0, 1]), params [N, NUM_PARAMS] ->
+  the finished float views in [0, 1]: flip, jitter (p, random order, clipped after each op),
+  grayscale, blur, solarise, clipped."""
   if select == "per_view":
     return tf.stack([_finish_one(images[i], params[i]) for i in range(images.shape[0])])
   if select not in ("gather", "mask"):
     raise ValueError("select must be 'per_view', 'gather' or 'mask', got %r" % (select,))
   params = tf.cast(params, tf.float32)
   column = lambda name: params[:, _INDEX[name]]  # noqa: E731
-  x = tf.cast(images, tf.float32)
+  x = _to_float01(images)
   x = _where_images(column("flip") > 0.5, tf.reverse(x, [2]), x)
   jittered = column("jitter") > 0.5
   for round_ in range(4):
@@ -214,7 +228,7 @@ def _finish_one(image, params):
   batch elementwise ops on [N, S, S, 3] run out of cache; docs/RESULTS.md)."""
   p = {name: params[_INDEX[name]] for name in FIELDS}
   when = lambda flag, fn, x: tf.cond(flag, lambda: fn(x), lambda: x)  # noqa: E731
-  x = when(p["flip"] > 0.5, lambda v: tf.reverse(v, [1]), tf.cast(image, tf.float32))
+  x = when(p["flip"] > 0.5, lambda v: tf.reverse(v, [1]), _to_float01(image))
   ops = [lambda v: v * p["brightness_scale"] + p["brightness_shift"],
          lambda v: tf.image.adjust_contrast(v, p["contrast"]),
          lambda v: tf.image.adjust_saturation(v, p["saturation"]),
