@@ -4,13 +4,14 @@
   python benchmarks/gpu_check.py --smoke    # anywhere: a tiny net at 32 px (make test runs it)
 
 On a machine with nothing but `make install` it
-1. makes its own JPEG shards (synthetic 500x375 photos-like images: smooth colour fields, edges and
-   noise, JPEG-encoded at ImageNet's typical size) with the conversion tool;
+1. makes its own JPEG shards (jpeg_shards.py: synthetic 500x375 photo-like images, JPEG-encoded
+   at about ImageNet's typical size) with the conversion tool;
 2. times supervised ResNet-50 at 224 in fp32, mixed_float16 + XLA and mixed_bfloat16 + XLA, and
    SimCLR (2 x 224) and SwAV (2 x 224 + 6 x 96) in mixed_float16 + XLA, each on a repeated batch
    (the accelerator alone) and on the real input pipeline over those shards, side by side: the
-   pipeline keeps up when it reaches 90% of the repeated-batch rate; batch 256 or the largest that
-   fits (halved on out-of-memory);
+   pipeline keeps up when it reaches 90% of the repeated-batch rate; SimCLR and SwAV once more on
+   the pipeline with --augment_on_device (the views' colour in the train step, the host only
+   crops); batch 256 or the largest that fits (halved on out-of-memory);
 3. trains 50 mixed-precision steps in a child process, kills it after its first checkpoint,
    resumes it to the end, and checks that every logged loss is finite and the resume continued;
 4. records each run's peak accelerator memory, and writes a markdown table for docs/RESULTS.md
@@ -63,12 +64,13 @@ def settings():
 
 
 # ---- 1. the shards: jpeg_shards.make_shards; 2. the timed runs ----
-def run_config(s, records, task, precision, jit, batch):
+def run_config(s, records, task, precision, jit, batch, augment_on_device=False):
   from tfssl.config import Config
   values = dict(task=task, architecture=s["architecture"], filters_factor=s["filters_factor"],
                 dataset="tfrecord", dataset_dir=records, batch_size=batch, lr=0.1,
                 train_steps=10 ** 6, precision=precision, jit_compile=jit, random_seed=0,
-                workdir=tempfile.mkdtemp(prefix="tfssl-gpu-check-"), weight_decay=1e-4)
+                workdir=tempfile.mkdtemp(prefix="tfssl-gpu-check-"), weight_decay=1e-4,
+                augment_on_device=augment_on_device)
   if task == "supervised":
     values.update(preprocessing="inception_preprocess", resize_size=str(s["size"]))
   elif task == "simclr":
@@ -138,8 +140,12 @@ def measure(s, records, task, precision, jit, device):
       synthetic = timed(run_config(s, records, task, precision, jit, batch), s, real_data=False)
       peak = peak_memory(device)
       real = timed(run_config(s, records, task, precision, jit, batch), s, real_data=True)
+      # The views' colour in the train step instead (--augment_on_device): the host only crops.
+      on_device = None if task == "supervised" else timed(
+          run_config(s, records, task, precision, jit, batch, augment_on_device=True), s,
+          real_data=True)
       return dict(task=task, precision=precision, jit=jit, batch=batch, synthetic=synthetic,
-                  real=real, peak_bytes=peak,
+                  real=real, real_on_device=on_device, peak_bytes=peak,
                   keeps_up=real["images_per_sec"] >= KEEPS_UP * synthetic["images_per_sec"])
     except tf.errors.ResourceExhaustedError:
       batch //= 2
@@ -204,20 +210,23 @@ def kill_and_resume(s, records, workdir, precision):
 def markdown(info, s, rows, resume, device):
   mib = lambda b: "-" if b is None else "%.0f" % (b / 2 ** 20)  # noqa: E731
   header = ["task", "network", "precision", "XLA", "batch", "images/s, repeated batch",
-            "images/s, input pipeline", "pipeline keeps up", "peak memory (MiB)", "loss finite"]
+            "images/s, input pipeline", "pipeline keeps up",
+            "images/s, pipeline with --augment_on_device", "peak memory (MiB)", "loss finite"]
   body = []
   for r in rows:
     net = "%s x%d at %d" % (s["architecture"], s["filters_factor"], s["size"])
     if r.get("error"):
       body.append([r["task"], net, r["precision"], "yes" if r["jit"] else "no", r["batch"],
-                   "failed: " + r["error"], "-", "-", "-", "-"])
+                   "failed: " + r["error"], "-", "-", "-", "-", "-"])
       continue
+    on_device = r.get("real_on_device")
     body.append([r["task"], net, r["precision"], "yes" if r["jit"] else "no", r["batch"],
                  "%.1f" % r["synthetic"]["images_per_sec"], "%.1f" % r["real"]["images_per_sec"],
                  "yes" if r["keeps_up"] else "no (%.0f%%)" % (
                      100 * r["real"]["images_per_sec"] / r["synthetic"]["images_per_sec"]),
+                 "%.1f" % on_device["images_per_sec"] if on_device else "-",
                  mib(r["peak_bytes"]), "yes" if r["synthetic"]["finite"] and r["real"]["finite"]
-                 else "NO"])
+                 and (on_device is None or on_device["finite"]) else "NO"])
   parts = ["- machine: %s; device %s\n- command: `%s`\n- date: %s\n" % (
       results.describe_machine(info), device or "CPU", results.command_line(), results.now()),
       results.markdown_table(header, body), "",

@@ -22,6 +22,8 @@ def test_gpu_check_smoke_mode_runs_every_part(tmp_path, repo_root):
     assert "error" not in row, row
     assert row["synthetic"]["images_per_sec"] > 0 and row["real"]["images_per_sec"] > 0
     assert row["synthetic"]["finite"] and row["real"]["finite"]
+    if row["task"] != "supervised":  # the same pipeline with the views' colour in the step
+      assert row["real_on_device"]["images_per_sec"] > 0 and row["real_on_device"]["finite"]
   resume = report["resume"]
   assert resume["ok"] and resume["all_finite"], resume
   # the second run starts from the checkpoint the killed one left, not from step 0
