@@ -168,3 +168,36 @@ def test_a_simclr_step_trains_on_a_batch_left_for_the_device(fashion_mnist_dir, 
   assert "image" + view_colour.SUFFIX in batch
   logs = task.train_step(batch)
   assert np.isfinite(float(logs["loss"])) and float(logs["loss"]) > 1.0  # NT-Xent of 16 views
+
+
+def _crop_boxes(chain, count, **flags):
+  """(area fraction, aspect) of every crop the chain cuts from a 255x255 image whose red channel
+  is the row and green the column, over `count` example seeds (colour left deferred)."""
+  from tfssl.data.preprocess import get_preprocess_fn
+  rows, cols = np.mgrid[0:255, 0:255]
+  image = tf.constant(np.stack([rows, cols, rows * 0], -1).astype(np.uint8))
+  fn = get_preprocess_fn(chain, Config.make(**flags), True, defer_colour=True)
+  key = "image" if chain != "multi_crop" else "crops_%s" % flags["size_crops"].split(",")[-1]
+  crops = tf.data.Dataset.range(count).map(lambda i: fn(
+      {"image": image, "label": tf.constant(0)}, seed=tf.stack([i, tf.constant(9, tf.int64)]))[key])
+  crops = np.concatenate([c.numpy() for c in crops.batch(100)]).astype(np.float32)
+  crops = crops.reshape((-1,) + crops.shape[-3:])
+  # the crop's first and last rows and columns, widened by half an output pixel each side
+  height = crops[:, -1, :, 0].mean(1) - crops[:, 0, :, 0].mean(1)
+  width = crops[:, :, -1, 1].mean(1) - crops[:, :, 0, 1].mean(1)
+  n = crops.shape[1]
+  height, width = height * n / (n - 1) + 1, width * n / (n - 1) + 1
+  return height * width / 255.0 ** 2, width / height
+
+
+def test_crops_keep_their_area_and_aspect_ranges():
+  area, aspect = _crop_boxes("simclr_augment", 300, image_size=64)
+  assert area.min() > 0.08 - 0.02 and area.max() <= 1.0 + 0.03
+  assert area.min() < 0.15 and area.max() > 0.8  # the whole range is used
+  assert 0.36 < area.mean() < 0.50  # 0.43 here; a (0.2, 1) range would give about 0.55
+  assert aspect.min() > 3 / 4 - 0.06 and aspect.max() < 4 / 3 + 0.06
+  small, small_aspect = _crop_boxes("multi_crop", 200, nmb_crops="1,2", size_crops="64,32",
+                                    min_scale_crops="0.14,0.05", max_scale_crops="1,0.14")
+  assert small.min() > 0.05 - 0.015 and small.max() < 0.14 + 0.02
+  assert 0.08 < small.mean() < 0.11
+  assert small_aspect.min() > 3 / 4 - 0.08 and small_aspect.max() < 4 / 3 + 0.08
