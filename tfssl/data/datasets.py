@@ -21,9 +21,9 @@ The input pipeline (`make_input_fn`): the split's shard files are divided among 
 pipelines (pipeline i reads files i, i + n, ...). Training shuffles the files (anew each pass),
 repeats forever, interleaves 16 files, shuffles records in a 10,000 buffer (or the split's size),
 parses, preprocesses, and batches at the per-replica size dropping the remainder (with
---augment_on_device a multi-view chain's photometric part is left to the train step). Eval reads every
-file once in order and keeps the last, smaller batch. Every example carries a stateless seed for
-its random ops, so the same --random_seed gives the same batches. A corrupt shard stops the input
+--augment_on_device a multi-view chain's photometric part is left to the train step). Eval reads
+every file once in order and keeps the last, smaller batch. Every example carries a stateless seed
+for its random ops, so the same --random_seed gives the same batches. A corrupt shard stops the input
 with an error naming it, or is skipped with --skip_corrupt_records (shard_reader.py).
 """
 

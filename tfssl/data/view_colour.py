@@ -1,4 +1,4 @@
-"""A view's photometric augmentation as data: drawn per view, applied to a whole batch at once.
+"""A view's photometric augmentation as data: drawn per view, applied per view or per batch.
 
 SimCLR's, BYOL's and SwAV's views are a geometric part (random crop, resize) and a photometric
 part (flip, colour jitter in random order, grayscale, Gaussian blur, solarisation). The view op
@@ -19,8 +19,8 @@ Written by hand because tf.image's adjust_hue / adjust_saturation take one facto
 depthwise-convolution blur runs at ~20 ms per 224-pixel image on a CPU core: per-example factors
 across a batch need closed forms (HSV saturation scaling and hue rotation, equal to tf.image's to
 ~1e-6), and the blur here is block-banded matrix products (zero padding, SimCLR's 'SAME' depthwise
-convolution, the same kernel), 5-10x faster on a CPU. `select="gather"` (batched, each jitter op
-only on the views that take it) is the batched form for dynamic shapes.
+convolution, the same kernel), several times faster on a CPU (docs/RESULTS.md). `select="gather"`
+(batched, each jitter op only on the views that take it) is the batched form for dynamic shapes.
 """
 
 import tensorflow as tf
