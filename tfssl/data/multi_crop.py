@@ -1,8 +1,9 @@
 """SwAV's multi-crop as a preprocessing op, and the crop layout the SwAV task reads.
 
   multi_crop  train: one key per crop size, `crops_<size>` [n, size, size, 3] in [0, 1], in the
-              order of --size_crops (equal sizes share one key); no `image` key. Each key's
-              photometric part is applied to the batch (view_colour.py, `crops_<size>_colour`)
+              order of --size_crops (equal sizes share one key); no `image` key. Their
+              photometric part is applied by view_colour.py (at the end of the chain, or
+              from `crops_<size>_colour` in the train step with --augment_on_device)
               eval:  image [S0, S0, 3], S0 = the first --size_crops
 
 `crop_groups(config)` is the one reading of --nmb_crops/--size_crops/--min_scale_crops/

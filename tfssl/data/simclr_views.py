@@ -8,9 +8,9 @@
                   image of simclr_augment, byol_augment and, at S = S0, multi_crop)
 
 S is --image_size (default 224). Each op runs per example inside tf.data, so each view of each
-image draws its own random parameters; the crops are made there, the photometric part of the views
-(flip, colour, blur, solarisation) is applied to the batch (view_colour.py), on the host after
-`batch` or, with --augment_on_device, in the train step.
+image draws its own random parameters; the crops are made there, and the views' photometric part
+(flip, colour, blur, solarisation) is applied by view_colour.py: at the end of the example's chain
+or, with --augment_on_device, in the train step.
 """
 
 import tensorflow as tf
