@@ -78,7 +78,9 @@ def draw_params(strengths, p_jitter=0.8, p_gray=0.2, p_blur=0.0, p_solarize=0.0,
   torchvision's ColorJitter: factors from [max(0, 1 - s), 1 + s], a hue shift from [-h, h];
   brightness multiplies by its factor, or with `additive_brightness` adds a delta from [-b, b]
   (DeepMind's BYOL, tf.image.random_brightness). The four are applied in a random order, drawn
-  here. Blur: sigma ~ U(0.1, 2.0) with probability p_blur (0 = not blurred).
+  here. Blur: sigma ~ U(0.1, 2.0) with probability p_blur (0 = not blurred). Contrast blends
+  each channel with its own mean (tf.image's, SimCLR's) where torchvision uses the grayscale
+  mean: a small, documented difference for SwAV and AVA.
   """
   brightness, contrast, saturation, hue = strengths
   values = {"flip": _decide(0.5) if flip else tf.constant(0.0), "jitter": _decide(p_jitter)}
