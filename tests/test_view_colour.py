@@ -73,6 +73,15 @@ def test_per_view_gather_and_mask_give_the_same_views():
   assert np.abs(per_view - x.numpy()).max() > 0.1  # the parameters did something
 
 
+def test_the_train_step_form_compiles_with_xla_to_the_same_views():
+  # --augment_on_device with --jit_compile: the mask form has static shapes, so XLA takes it.
+  x = tf.cast(tf.constant(RNG.randint(0, 256, size=(6, 48, 48, 3))), tf.uint8)
+  params = _draw(6, seed=8, p_solarize=0.2, **SIMCLR)
+  compiled = tf.function(lambda v, p: view_colour.apply_params(v, p, "mask"), jit_compile=True)
+  np.testing.assert_allclose(compiled(x, params).numpy(),
+                             view_colour.apply_params(x, params, "per_view").numpy(), atol=2e-5)
+
+
 def test_the_jitter_runs_in_the_drawn_order_and_clips_after_each_op():
   x = _images(2, 16) * 0.9
   base = dict(zip(view_colour.FIELDS, [0.0] * view_colour.NUM_PARAMS))
