@@ -188,6 +188,7 @@ def test_killed_run_resumes_where_it_stopped(tmp_path, fashion_mnist_dir):
     (["--task=jigsaw", "--preprocessing=resize,standardization"], "put crop_patches in the chain"),
     (["--task=supervised", "--augment_on_device"],
      "--augment_on_device: --preprocessing=resize has no view op whose colour runs in the train step"),
+    (["--task=simclr", "--crop_min_area=0"], "--crop_min_area=0 must be in (0, 1]"),
 ])
 def test_bad_flags_exit_2_with_one_clear_line(args, message, tmp_path, fashion_mnist_dir):
   base = ["--workdir=" + str(tmp_path / "w"), "--dataset=fashion_mnist", "--dataset_dir=" + fashion_mnist_dir,

@@ -206,6 +206,11 @@ def test_crops_keep_their_area_and_aspect_ranges():
   assert area.min() < 0.15 and area.max() > 0.8  # the whole range is used
   assert 0.36 < area.mean() < 0.50  # 0.43 here; a (0.2, 1) range would give about 0.55
   assert aspect.min() > 3 / 4 - 0.06 and aspect.max() < 4 / 3 + 0.06
+  # --crop_min_area moves the lower end, for BYOL's views too
+  for chain in ("simclr_augment", "byol_augment"):
+    larger, _ = _crop_boxes(chain, 150, image_size=64, crop_min_area=0.5)
+    assert larger.min() > 0.5 - 0.03 and larger.max() <= 1.0 + 0.03
+    assert larger.min() < 0.6 and 0.6 < larger.mean() < 0.8
   small, small_aspect = _crop_boxes("multi_crop", 200, nmb_crops="1,2", size_crops="64,32",
                                     min_scale_crops="0.14,0.05", max_scale_crops="1,0.14")
   assert small.min() > 0.05 - 0.015 and small.max() < 0.14 + 0.02

@@ -197,6 +197,8 @@ _PORT = (
     FlagSpec("temperature", "float", None, "Temperature of the contrastive loss (simclr 0.5 in the "
              "MindSpore seed / 0.1 in SimCLR; swav 0.1; ava 0.1)."),
     FlagSpec("color_jitter_strength", "float", 1.0, "Strength of the SimCLR colour jitter."),
+    FlagSpec("crop_min_area", "float", 0.08, "Smallest share of the image's area that a "
+             "simclr_augment / byol_augment crop covers (the papers' 0.08)."),
     FlagSpec("use_blur", "bool", True, "Gaussian blur in the SimCLR augmentation (for images > 32px)."),
     FlagSpec("augment_on_device", "bool", False, "Apply the views' flip, colour jitter, grayscale, "
              "blur and solarisation inside the train step on the accelerator (the host only "

@@ -90,6 +90,9 @@ def validate(config):
                        % (c.task, ", ".join(missing)))
     if c.batch_size <= 0:
       raise UsageError("--batch_size must be positive, got %d" % c.batch_size)
+  if not 0.0 < float(c.crop_min_area) <= 1.0:
+    raise UsageError("--crop_min_area=%g must be in (0, 1]: the smallest share of the image a crop "
+                     "covers (the papers' 0.08)" % c.crop_min_area)
   try:
     c.crop_hw, c.resize_hw  # noqa: B018  (parses the size flags)
   except ValueError as e:

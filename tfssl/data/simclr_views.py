@@ -21,16 +21,21 @@ from tfssl.data.view_ops import (eval_view, image_size, random_resized_crop, sim
                                  to_float01)
 
 
-def _crop(image, size):
-  """SimCLR's crop of a uint8 or [0, 1] image: 0.08-1 of the area, coverage 0.1, bicubic; in 8
-  bits until its colour is applied (view_colour.to_uint8)."""
-  return to_uint8(random_resized_crop(image, size, area_range=(0.08, 1.0)))
+# The papers' crops cover 0.08-1 of the image's area (--crop_min_area changes the 0.08).
+MIN_AREA = 0.08
 
 
-def simclr_view(image, size, strength, blur):
+def _crop(image, size, min_area=MIN_AREA):
+  """SimCLR's crop of a uint8 or [0, 1] image: min_area-1 of the area, coverage 0.1, bicubic; in
+  8 bits until its colour is applied (view_colour.to_uint8)."""
+  return to_uint8(random_resized_crop(image, size, area_range=(min_area, 1.0)))
+
+
+def simclr_view(image, size, strength, blur, min_area=MIN_AREA):
   """(crop, its photometric parameters): flip, jitter p=0.8, grayscale p=0.2, blur p=0.5 if
   `blur` (view_colour.py applies them)."""
-  return _crop(image, size), draw_params(simclr_strengths(strength), p_blur=0.5 if blur else 0.0)
+  return _crop(image, size, min_area), draw_params(simclr_strengths(strength),
+                                                   p_blur=0.5 if blur else 0.0)
 
 
 # BYOL's colour jitter (paper, table 6): brightness 0.4, contrast 0.4, saturation 0.2, hue 0.1;
@@ -38,16 +43,16 @@ def simclr_view(image, size, strength, blur):
 BYOL_STRENGTHS = (0.4, 0.4, 0.2, 0.1)
 
 
-def byol_view(image, size, strength, blur_p, solarize_p):
-  return _crop(image, size), draw_params(
+def byol_view(image, size, strength, blur_p, solarize_p, min_area=MIN_AREA):
+  return _crop(image, size, min_area), draw_params(
       tuple(strength * s for s in BYOL_STRENGTHS), p_blur=blur_p, p_solarize=solarize_p,
       additive_brightness=True)
 
 
 def _pair_op(data, config, is_training, make_views):
   """The two ops' shared frame: the eval view in eval mode, else make_views(image, size,
-  strength, blur) stacked, with their parameters under image_colour; blur follows SimCLR's rule
-  (only for images > 32 px and with --use_blur)."""
+  strength, blur, min_area) stacked, with their parameters under image_colour; blur follows
+  SimCLR's rule (only for images > 32 px and with --use_blur)."""
   size = image_size(config, 224)
   out = dict(data)
   if not is_training:
@@ -57,15 +62,15 @@ def _pair_op(data, config, is_training, make_views):
   strength = float(config.color_jitter_strength)
   image = data["image"]
   image = image if image.dtype == tf.uint8 else to_float01(image)
-  views, params = zip(*make_views(image, size, strength, blur))
+  views, params = zip(*make_views(image, size, strength, blur, float(config.crop_min_area)))
   out["image"], out["image" + SUFFIX] = tf.stack(views), tf.stack(params)
   return out
 
 
 @register("simclr_augment", views=2, eval_op="center_crop_resize", deferred_colour=True)
 def simclr_augment(data, config, is_training):
-  return _pair_op(data, config, is_training, lambda image, size, strength, blur: [
-      simclr_view(image, size, strength, blur) for _ in range(2)])
+  return _pair_op(data, config, is_training, lambda image, size, strength, blur, area: [
+      simclr_view(image, size, strength, blur, area) for _ in range(2)])
 
 
 @register("byol_augment", views=2, eval_op="center_crop_resize", deferred_colour=True)
@@ -75,9 +80,9 @@ def byol_augment(data, config, is_training):
   Without blur (images of 32 px or less, or --nouse_blur) neither view is blurred; the TF2 BYOL
   seed's CIFAR code had neither blur nor solarisation and flipped with probability 0.25.
   """
-  return _pair_op(data, config, is_training, lambda image, size, strength, blur: [
-      byol_view(image, size, strength, 1.0 if blur else 0.0, 0.0),
-      byol_view(image, size, strength, 0.1 if blur else 0.0, 0.2)])
+  return _pair_op(data, config, is_training, lambda image, size, strength, blur, area: [
+      byol_view(image, size, strength, 1.0 if blur else 0.0, 0.0, area),
+      byol_view(image, size, strength, 0.1 if blur else 0.0, 0.2, area)])
 
 
 @register("center_crop_resize")
