@@ -9,6 +9,13 @@
   random initialisation, with raw pixels as lines.
 - <task>/curves.png, retrieval.png, batch.png for each task in --pictures: what
   `python -m tfssl.tools.visualize` draws for that task's benchmark workdir.
+- knn_curves.png, with --knn_curves=name=workdir,...: kNN top-1 against pretraining minutes for
+  runs trained with --knn_every_epochs, read from their eval_results.json (the monitor's entries
+  record the training time that reached each step, its own time left out), beside the raw-pixel
+  line and each run's random-init kNN from the --accuracy summary where it has them.
+
+  python benchmarks/plots.py --accuracy=A --output_dir=docs/images \
+      --knn_curves=simclr=workdirs/curves/simclr,byol=workdirs/curves/byol
 """
 
 import json
@@ -24,6 +31,8 @@ flags.DEFINE_string("accuracy", "workdirs/benchmarks/accuracy", "benchmarks/accu
 flags.DEFINE_string("output_dir", "docs", "Where the PNG files go.")
 flags.DEFINE_list("pictures", [], "Tasks whose benchmark workdir also gets tfssl.tools.visualize's "
                   "pictures, in <output_dir>/<task>/.")
+flags.DEFINE_list("knn_curves", [], "name=workdir pairs of --knn_every_epochs runs for "
+                  "knn_curves.png (kNN against pretraining minutes).")
 FLAGS = flags.FLAGS
 
 # The accuracy each task logs in training, in order of preference.
@@ -86,6 +95,45 @@ def accuracy_bars(rows, raw, path):
   return visualize._save(fig, path)  # pylint: disable=protected-access
 
 
+def monitored_knn(workdir):
+  """(minutes, kNN top-1) of the kNN monitor's entries in a workdir, by step; entries written
+  before the monitor recorded its training time are left out."""
+  path = os.path.join(workdir, "eval_results.json")
+  if not os.path.exists(path):
+    raise app.UsageError("--knn_curves: %s has no eval_results.json; train it with "
+                         "--knn_every_epochs" % workdir)
+  with open(path) as f:
+    entries = [e for e in json.load(f) if e.get("kind") == "knn" and "train_seconds" in e]
+  by_step = {e["step"]: e for e in entries}  # a resumed run may measure a step twice: the last wins
+  ordered = [by_step[step] for step in sorted(by_step)]
+  return [e["train_seconds"] / 60 for e in ordered], [e["knn_top1"] for e in ordered]
+
+
+def knn_curves(curves, raw, random_knn, path):
+  """kNN top-1 against pretraining minutes, one line per run; dotted: its random init (minute 0);
+  dashed: raw pixels."""
+  plt = visualize._pyplot()  # pylint: disable=protected-access
+  fig = plt.figure(figsize=(8, 5), dpi=visualize.DPI)
+  ax = fig.add_subplot(1, 1, 1)
+  colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+  for i, (name, workdir) in enumerate(curves):
+    minutes, top1 = monitored_knn(workdir)
+    colour = colours[i % len(colours)]
+    start = random_knn.get(name)
+    if start is not None:  # the run's own random init is where its curve starts
+      minutes, top1 = [0.0] + minutes, [start] + top1
+      ax.axhline(100 * start, color=colour, linestyle=":", linewidth=1)
+    ax.plot(minutes, [100 * v for v in top1], color=colour, marker=".", label=name)
+  if raw:
+    ax.axhline(100 * raw["knn_top1"], color="black", linestyle="--", label="raw pixels")
+  ax.set_xlabel("pretraining minutes (2 cores)")
+  ax.set_ylabel("kNN top-1 % (test)")
+  ax.legend(fontsize=8)
+  ax.grid(alpha=0.3)
+  fig.tight_layout()
+  return visualize._save(fig, path)  # pylint: disable=protected-access
+
+
 def _tap(record, tap="pre_logits"):
   return (record or {}).get("taps", {}).get("top1_accuracy_" + tap)
 
@@ -95,10 +143,19 @@ def main(argv):
   with open(FLAGS.accuracy + ".json") as f:
     summary = json.load(f)
   rows = summary["rows"]
-  print(pretraining_curves(rows, os.path.join(FLAGS.output_dir, "pretraining_curves.png")))
-  print(accuracy_bars(rows, summary.get("raw_pixels"), os.path.join(FLAGS.output_dir,
-                                                                       "accuracy.png")))
+  if rows:  # a summary of the baselines alone still gives the kNN curves their lines
+    print(pretraining_curves(rows, os.path.join(FLAGS.output_dir, "pretraining_curves.png")))
+    print(accuracy_bars(rows, summary.get("raw_pixels"), os.path.join(FLAGS.output_dir,
+                                                                         "accuracy.png")))
   by_task = {row["task"].split(" ")[0]: row for row in rows}
+  if FLAGS.knn_curves:
+    pairs = [item.split("=", 1) for item in FLAGS.knn_curves]
+    if any(len(pair) != 2 for pair in pairs):
+      raise app.UsageError("--knn_curves takes name=workdir pairs, e.g. simclr=workdirs/simclr")
+    random_knn = {task: (row.get("random_knn") or {}).get("top1") for task, row in by_task.items()}
+    print(knn_curves(pairs, summary.get("raw_pixels"),
+                     {k: v for k, v in random_knn.items() if v is not None},
+                     os.path.join(FLAGS.output_dir, "knn_curves.png")))
   for task in FLAGS.pictures:
     if task not in by_task:
       raise app.UsageError("--pictures=%s: no such task in %s.json" % (task, FLAGS.accuracy))

@@ -165,3 +165,32 @@ def test_benchmark_overview_plots(workdir, tmp_path, repo_root):
                          "--output_dir=%s" % out, "--pictures=jigsaw"], cwd=repo_root,
                         capture_output=True, text=True, timeout=600)
   assert proc.returncode != 0 and "--pictures=jigsaw: no such task" in proc.stderr
+
+
+def test_knn_curves_against_pretraining_minutes(tmp_path, fashion_mnist_dir, repo_root):
+  """The kNN monitor records the training time that reached each step, a resumed run goes on from
+  it, and benchmarks/plots.py draws kNN against minutes from those entries."""
+  import json
+  from tfssl.trainer import Trainer
+  path = str(tmp_path / "monitored")
+  monitored = dict(ROTATION, knn_every_epochs=3e-4, knn_max_train_examples=200,  # every 2 steps
+                   val_split="val", eval_batch_size=500)  # the 6,000 held-out train images
+  Trainer(Config.make(workdir=path, dataset_dir=fashion_mnist_dir, **monitored)).train()
+  Trainer(Config.make(workdir=path, dataset_dir=fashion_mnist_dir,
+                      **dict(monitored, train_steps=6))).train()  # resumed at step 4
+  with open(os.path.join(path, "eval_results.json")) as f:
+    entries = [e for e in json.load(f) if e["kind"] == "knn"]
+  assert [e["step"] for e in entries] == [2, 4, 6]
+  seconds = [e["train_seconds"] for e in entries]
+  assert 0 < seconds[0] < seconds[1] < seconds[2]
+  (tmp_path / "acc.json").write_text(json.dumps({"rows": [], "raw_pixels": {"knn_top1": 0.786}}))
+  out = tmp_path / "docs"
+  proc = subprocess.run([sys.executable, "benchmarks/plots.py", "--accuracy=%s" % (tmp_path / "acc"),
+                         "--output_dir=%s" % out, "--knn_curves=rotation=" + path], cwd=repo_root,
+                        capture_output=True, text=True, timeout=600)
+  assert proc.returncode == 0, proc.stderr[-2000:]
+  assert size_of(out / "knn_curves.png") == (800, 500)
+  proc = subprocess.run([sys.executable, "benchmarks/plots.py", "--accuracy=%s" % (tmp_path / "acc"),
+                         "--output_dir=%s" % out, "--knn_curves=" + path], cwd=repo_root,
+                        capture_output=True, text=True, timeout=600)
+  assert proc.returncode != 0 and "name=workdir pairs" in proc.stderr

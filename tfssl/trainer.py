@@ -112,6 +112,11 @@ class Trainer:
     progress_every = float(cfg.progress_every_secs or 0)
     last_save, last_save_step = time.time(), self.step
     start_step, start_time = self.step, time.time()
+    # Training time so far without the kNN monitor's own, for curves against pretraining minutes;
+    # a resumed run continues from the last monitored value (what ran after it is not counted).
+    trained_before = max([r.get("train_seconds", 0.0) for r in self.workdir.read_results()
+                          if r.get("kind") == "knn"] + [0.0])
+    monitor_seconds = 0.0
     window_step, window_time = start_step, start_time
     last_line, first_call = start_time, True
     self.task.reset_metrics()
@@ -159,7 +164,8 @@ class Trainer:
                      rate * images_per_step, _hms((self.total_steps - step) / max(rate, 1e-9)))
         last_line = now
       if knn_every and step % knn_every == 0:
-        self.knn_monitor(step)
+        self.knn_monitor(step, train_seconds=trained_before + now - start_time - monitor_seconds)
+        monitor_seconds += time.time() - now
       # Save by steps (the NPU run config) or by seconds (--save_checkpoints_secs).
       due = (step - last_save_step >= save.save_every_steps if save.save_every_steps
              else time.time() - last_save >= (save.save_every_secs or 600))
@@ -250,8 +256,9 @@ class Trainer:
       logging.info("Exported %s", export_dir)
     return export_dir
 
-  def knn_monitor(self, step):
-    """Weighted kNN of the current representation on train (bank) and val (queries)."""
+  def knn_monitor(self, step, train_seconds=None):
+    """Weighted kNN of the current representation on train (bank) and val (queries); the result
+    entry also records `train_seconds`, the training time that reached `step`."""
     from tfssl.evaluation import knn
     cfg = self.config
     chain = cfg.knn_preprocessing
@@ -266,7 +273,10 @@ class Trainer:
     metrics = {"knn_top1": float(result["top1"]), "knn_top5": float(result["top5"])}
     logging.info("kNN at step %d: %s", step, metrics)
     self._write_summaries("eval", step, metrics)
-    self.workdir.append_result(dict(kind="knn", step=step, end_point=cfg.knn_end_point, **metrics))
+    entry = dict(kind="knn", step=step, end_point=cfg.knn_end_point, **metrics)
+    if train_seconds is not None:
+      entry["train_seconds"] = round(float(train_seconds), 1)
+    self.workdir.append_result(entry)
     return metrics
 
   def _write_summaries(self, run, step, metrics):
