@@ -64,15 +64,15 @@ def best_tap(metrics, prefix="top1_accuracy_"):
   return tap, taps[tap]
 
 
-def knn_of_export(export_dir, dataset_dir, preprocessing, end_point="pre_logits", dataset="fashion_mnist",
-                  k=200, temperature=0.1, max_bank=None, combine="avg_pool", **preprocess_flags):
-  """Weighted kNN (k=200, t=0.1) of an export's end point: train split as bank, test as queries."""
+def export_features(export_dir, dataset_dir, preprocessing, end_point="pre_logits",
+                    dataset="fashion_mnist", max_bank=None, combine="avg_pool", **preprocess_flags):
+  """(train features, train labels, test features, test labels) of an export's end point, the
+  train split limited to its first `max_bank` examples if given."""
   import tensorflow as tf
   from tfssl.data import datasets
   from tfssl.evaluation import knn, linear_probe
   from tfssl.models.export import load_export
   export = load_export(export_dir)
-  spec = datasets.get_dataset(dataset, dataset_dir)
 
   @tf.function
   def rep(images):
@@ -87,34 +87,42 @@ def knn_of_export(export_dir, dataset_dir, preprocessing, end_point="pre_logits"
       ds = ds.unbatch().take(limit).batch(512)
     return knn.extract_features(rep, ds, end_point)
 
-  bank, bank_labels = features("train", max_bank)
-  queries, query_labels = features("test", None)
+  return features("train", max_bank) + features("test", None)
+
+
+def knn_of_export(export_dir, dataset_dir, preprocessing, end_point="pre_logits", dataset="fashion_mnist",
+                  k=200, temperature=0.1, max_bank=None, combine="avg_pool", **preprocess_flags):
+  """Weighted kNN (k=200, t=0.1) of an export's end point: train split as bank, test as queries."""
+  from tfssl.data import datasets
+  from tfssl.evaluation import knn
+  spec = datasets.get_dataset(dataset, dataset_dir)
+  bank, bank_labels, queries, query_labels = export_features(
+      export_dir, dataset_dir, preprocessing, end_point, dataset, max_bank, combine,
+      **preprocess_flags)
   return knn.weighted_knn(bank, bank_labels, queries, query_labels, spec.num_classes, k=k,
                           temperature=temperature)
 
 
-def raw_pixel_baselines(dataset_dir, dataset="fashion_mnist", epochs=10, k=200, temperature=0.1):
-  """Linear classifier and weighted kNN on raw pixels in [0, 1]: {"linear_top1", "knn_top1"}."""
-  import keras
+def raw_pixel_baselines(dataset_dir, dataset="fashion_mnist", k=200, max_train=None):
+  """evaluation/fixed_features.evaluate on raw pixels in [0, 1]: one value per pixel, since the
+  records decode to RGB and a grayscale image's three equal channels would count each pixel three
+  times. `max_train` limits the training set to its first examples, as export_features' max_bank."""
   from tfssl.data import datasets
-  from tfssl.evaluation import knn
+  from tfssl.evaluation import fixed_features
   spec = datasets.get_dataset(dataset, dataset_dir)
 
-  def arrays(split):
+  def arrays(split, limit=None):
     xs, ys = [], []
-    for batch in datasets.load_batches(dataset_dir, split, "0_to_1", 1000, dataset=dataset):
-      xs.append(batch["image"].numpy().reshape(len(batch["label"]), -1))
+    batches = datasets.load_batches(dataset_dir, split, "0_to_1", 1000, dataset=dataset)
+    if limit:
+      batches = batches.unbatch().take(limit).batch(1000)
+    for batch in batches:
+      images = batch["image"].numpy()
+      if np.array_equal(images[..., :1].repeat(images.shape[-1], -1), images):
+        images = images[..., :1]
+      xs.append(images.reshape(len(batch["label"]), -1))
       ys.append(batch["label"].numpy())
     return np.concatenate(xs), np.concatenate(ys)
 
-  x_train, y_train = arrays("train")
-  x_test, y_test = arrays("test")
-  keras.utils.set_random_seed(0)
-  model = keras.Sequential([keras.Input((x_train.shape[1],)), keras.layers.Dense(spec.num_classes)])
-  model.compile(keras.optimizers.Adam(1e-3),
-                keras.losses.SparseCategoricalCrossentropy(from_logits=True), metrics=["accuracy"])
-  model.fit(x_train, y_train, batch_size=256, epochs=epochs, verbose=0)
-  linear = float(model.evaluate(x_test, y_test, verbose=0, batch_size=1000)[1])
-  knn_result = knn.weighted_knn(x_train, y_train, x_test, y_test, spec.num_classes, k=k,
-                                temperature=temperature)
-  return {"linear_top1": linear, "knn_top1": float(knn_result["top1"])}
+  return fixed_features.evaluate(*arrays("train", max_train), *arrays("test"), spec.num_classes,
+                                 k=k)
