@@ -1,13 +1,19 @@
 """`make demo`: learn a representation from real Fashion-MNIST on a laptop CPU in minutes.
 
-1. pretrains the task's fashion_mnist config (flags/<task>/fashion_mnist.cfg) without labels,
-2. exports it, as `--run_eval` would,
-3. trains linear heads on the frozen representation (linear_eval), and kNN (k=200) on it,
-4. prints a table beside the same two classifiers on raw pixels.
+1. pretrains the task's demo config (flags/<task>/fashion_mnist_demo.cfg when there is one, else
+   flags/<task>/fashion_mnist.cfg) without labels, with the trainer's progress lines, and exports it;
+2. exports the same network at random initialisation;
+3. evaluates both, and raw pixels, by one protocol on the test set (evaluation/fixed_features.py):
+   a linear classifier and the weighted kNN (k=200) on fixed features, `pre_logits` (the network's
+   pooled output, what a user takes from an export) or the 784 pixels;
+4. with --best_end_point, also a 2-epoch linear evaluation over every end point (linear_eval), to
+   name the best one where it is not pre_logits (a few minutes more);
+5. prints one row per representation.
 
 The demo resumes: run it again and it continues from its workdir.
 """
 
+import os
 import sys
 import time
 
@@ -15,51 +21,111 @@ from absl import app
 from absl import flags
 from absl import logging
 
-flags.DEFINE_string("task", "rotation", "Which task's fashion_mnist config to pretrain.")
+# SimCLR gives the clearest win within the demo's minutes (docs/RESULTS.md, "The demo").
+flags.DEFINE_string("task", "simclr", "Which task to pretrain (its fashion_mnist demo config).")
 flags.DEFINE_string("dataset_dir", "data/fashion_mnist", "Fashion-MNIST TFRecords (make data).")
 flags.DEFINE_string("workdir", "workdirs/demo", "Where the demo's runs go.")
 flags.DEFINE_integer("pretrain_steps", None, "Override the config's length (--train_steps).")
-flags.DEFINE_integer("linear_epochs", 2, "Epochs of linear evaluation.")
+flags.DEFINE_integer("eval_train_examples", 20000, "Training images the linear classifiers and the "
+                     "kNN bank use, the first of the train split (0: all 54,000); fewer keep the "
+                     "demo in its minutes, the same for every row.")
+flags.DEFINE_bool("best_end_point", False, "Also run a linear evaluation over every end point "
+                  "(about two minutes per representation on 2 cores) to name the best one.")
+flags.DEFINE_integer("linear_epochs", 2, "Epochs of that linear evaluation over every end point.")
 FLAGS = flags.FLAGS
+
+# The default task's whole run on a quiet 2-core CPU, measured (docs/RESULTS.md, "The demo").
+MINUTES_ON_TWO_CORES = 6
+
+
+def demo_flagfile(experiment, task):
+  """The task's demo config where it has one (sized to the demo's minutes), else its
+  fashion_mnist config."""
+  path = experiment.flagfile_path(task, "fashion_mnist_demo")
+  return path if os.path.exists(path) else experiment.flagfile_path(task, "fashion_mnist")
+
+
+class Row:
+  def __init__(self, name, scores, best=None):
+    self.name, self.scores, self.best = name, scores, best
+
+
+def best_end_point(experiment, export_dir, workdir, eval_chain, eval_flags):
+  """(end point, top-1) of the best head of a short linear evaluation over every end point."""
+  metrics = experiment.linear_eval(export_dir, workdir, FLAGS.dataset_dir, eval_chain,
+                                   epochs=FLAGS.linear_epochs, **eval_flags)
+  return experiment.best_tap(metrics)
+
+
+def print_table(rows, last_line):
+  from tfssl.evaluation import fixed_features
+  print()
+  print("Fashion-MNIST test accuracy, 10 classes, the same protocol for every row:")
+  print("  linear: %s;" % fixed_features.PROTOCOL)
+  print("  kNN: k=200, cosine similarity, votes weighted exp(sim/0.1), the training images as the "
+        "bank;")
+  print("  training images: %s of the train split; test: its 10,000 test images." % (
+      "the first %d" % FLAGS.eval_train_examples if FLAGS.eval_train_examples else "all"))
+  print("  features: pre_logits (the network's pooled output) or the 784 pixels in [0, 1].")
+  print()
+  best_header = "best end point (%d-epoch linear_eval)" % FLAGS.linear_epochs if any(
+      r.best for r in rows) else ""
+  print("%-46s %8s %8s  %-12s  %s" % ("representation", "linear", "kNN", "features",
+                                       best_header))
+  for row in rows:
+    best = ""
+    if row.best and row.best[0] != "pre_logits":
+      best = "%.2f%% at %s" % (100 * row.best[1], row.best[0])
+    print("%-46s %7.2f%% %7.2f%%  %-12s  %s" % (row.name, 100 * row.scores["linear_top1"],
+                                                100 * row.scores["knn_top1"],
+                                                row.scores["scaling"], best))
+  print()
+  print(last_line)
 
 
 def main(argv):
   del argv
+  from tfssl.evaluation import fixed_features
   from tfssl.tools import experiment
   task = FLAGS.task
   workdir = FLAGS.workdir.rstrip("/")
-  overrides = dict(workdir="%s/%s" % (workdir, task), dataset_dir=FLAGS.dataset_dir,
-                   train_steps=FLAGS.pretrain_steps)
-  config = experiment.config_from_flagfile(experiment.flagfile_path(task, "fashion_mnist"), **overrides)
+  config = experiment.config_from_flagfile(
+      demo_flagfile(experiment, task), workdir="%s/%s" % (workdir, task),
+      dataset_dir=FLAGS.dataset_dir, train_steps=FLAGS.pretrain_steps)
   eval_chain, eval_flags = experiment.eval_view(config)
-  print("tfssl demo: pretraining %s (%s) on Fashion-MNIST, labels unused..." % (task, config.architecture),
-        flush=True)
+  begin = time.time()
+  extra = " (and a few minutes for --best_end_point)" if FLAGS.best_end_point else ""
+  print("tfssl demo: about %d minutes on a 2-core CPU%s: pretrain %s (%s, %d steps) on "
+        "Fashion-MNIST without its labels, then evaluate it beside the same network at random "
+        "initialisation and raw pixels." % (MINUTES_ON_TWO_CORES, extra, task, config.architecture,
+                                            config.train_steps), flush=True)
   export_dir, steps, seconds = experiment.pretrain(config)
-  print("tfssl demo: linear evaluation of %s ..." % export_dir, flush=True)
-  start = time.time()
-  metrics = experiment.linear_eval(export_dir, "%s/%s_linear_eval" % (workdir, task), FLAGS.dataset_dir,
-                                   eval_chain, epochs=FLAGS.linear_epochs, **eval_flags)
-  tap, linear_top1 = experiment.best_tap(metrics)
-  knn_flags = {k: v for k, v in eval_flags.items() if k != "combine_patches"}
-  knn = experiment.knn_of_export(export_dir, FLAGS.dataset_dir, eval_chain, end_point=tap,
-                                 combine=config.combine_patches, **knn_flags)
-  eval_seconds = time.time() - start
-  print("tfssl demo: raw-pixel baselines ...", flush=True)
-  pixels = experiment.raw_pixel_baselines(FLAGS.dataset_dir)
 
-  rows = [
-      ("%s (%s), %d steps, %.0fs pretraining" % (task, config.architecture, steps, seconds),
-       linear_top1, knn["top1"], "end point " + tap),
-      ("raw pixels (784 values)", pixels["linear_top1"], pixels["knn_top1"], ""),
-  ]
-  print()
-  print("Fashion-MNIST test accuracy (10 classes; linear: %d epochs of linear evaluation, kNN: k=200)"
-        % FLAGS.linear_epochs)
-  print("%-60s %10s %10s  %s" % ("representation", "linear", "kNN", ""))
-  for name, lin, kn, note in rows:
-    print("%-60s %9.2f%% %9.2f%%  %s" % (name, 100 * lin, 100 * kn, note))
-  print("\nevaluation took %.0fs; workdir %s (TensorBoard: tensorboard --logdir %s)" % (
-      eval_seconds, workdir, workdir))
+  random_config = config.replace(workdir="%s/%s_random_init" % (workdir, task))
+  random_dir = os.path.join(random_config.workdir, "export", "0")
+  if not os.path.isdir(random_dir):
+    random_dir = experiment.export_random_init(random_config)
+
+  feature_flags = {k: v for k, v in eval_flags.items() if k != "combine_patches"}
+  rows = []
+  for name, export, suffix in (
+      ("%s, %d steps (%.0fs pretraining this run)" % (task, steps, seconds), export_dir, ""),
+      ("the same network, random initialisation", random_dir, "_random_init")):
+    print("tfssl demo: evaluating %s ..." % name, flush=True)
+    x_train, y_train, x_test, y_test = experiment.export_features(
+        export, FLAGS.dataset_dir, eval_chain, "pre_logits", combine=config.combine_patches,
+        max_bank=FLAGS.eval_train_examples or None, **feature_flags)
+    scores = fixed_features.evaluate(x_train, y_train, x_test, y_test, 10)
+    best = None
+    if FLAGS.best_end_point:
+      best = best_end_point(experiment, export, "%s/%s%s_linear_eval" % (workdir, task, suffix),
+                            eval_chain, eval_flags)
+    rows.append(Row(name, scores, best))
+  print("tfssl demo: raw pixels ...", flush=True)
+  rows.append(Row("raw pixels (784 values in [0, 1])", experiment.raw_pixel_baselines(
+      FLAGS.dataset_dir, max_train=FLAGS.eval_train_examples or None)))
+  print_table(rows, "took %.0fs in all; workdir %s (TensorBoard: tensorboard --logdir %s)" % (
+      time.time() - begin, workdir, workdir))
   sys.stdout.flush()
 
 
