@@ -117,12 +117,17 @@ def raw_pixel_baselines(dataset_dir, dataset="fashion_mnist", k=200, max_train=N
     if limit:
       batches = batches.unbatch().take(limit).batch(1000)
     for batch in batches:
-      images = batch["image"].numpy()
-      if np.array_equal(images[..., :1].repeat(images.shape[-1], -1), images):
-        images = images[..., :1]
-      xs.append(images.reshape(len(batch["label"]), -1))
+      xs.append(batch["image"].numpy())
       ys.append(batch["label"].numpy())
     return np.concatenate(xs), np.concatenate(ys)
 
-  return fixed_features.evaluate(*arrays("train", max_train), *arrays("test"), spec.num_classes,
-                                 k=k)
+  def pixels(*images):
+    """[N, H*W*C] rows, one channel where every image of the splits is gray."""
+    if all(np.array_equal(x[..., :1].repeat(x.shape[-1], -1), x) for x in images):
+      images = [x[..., :1] for x in images]
+    return [x.reshape(len(x), -1) for x in images]
+
+  (x_train, y_train), (x_test, y_test) = arrays("train", max_train), arrays("test")
+  x_train, x_test = pixels(x_train, x_test)
+  return fixed_features.evaluate(x_train, y_train, x_test, y_test, spec.num_classes, k=k)
+
