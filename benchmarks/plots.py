@@ -126,7 +126,7 @@ def knn_curves(curves, raw, random_knn, path):
     ax.plot(minutes, [100 * v for v in top1], color=colour, marker=".", label=name)
   if raw:
     ax.axhline(100 * raw["knn_top1"], color="black", linestyle="--", label="raw pixels")
-  ax.set_xlabel("pretraining minutes (2 cores)")
+  ax.set_xlabel("pretraining minutes (the run's own training time, its kNN monitor left out)")
   ax.set_ylabel("kNN top-1 % (test)")
   ax.legend(fontsize=8)
   ax.grid(alpha=0.3)
