@@ -35,8 +35,9 @@ flags.DEFINE_bool("best_end_point", False, "Also run a linear evaluation over ev
 flags.DEFINE_integer("linear_epochs", 2, "Epochs of that linear evaluation over every end point.")
 FLAGS = flags.FLAGS
 
-# The default task's whole run on a quiet 2-core CPU, measured (docs/RESULTS.md, "The demo").
-MINUTES_ON_TWO_CORES = 6
+# The default task's whole run on 2 cores, the range of two measured runs on one VM (364 s and
+# 513 s; docs/RESULTS.md, "The demo").
+MINUTES_ON_TWO_CORES = "6-9"
 
 
 def demo_flagfile(experiment, task):
@@ -98,7 +99,7 @@ def main(argv):
   num_classes = datasets.get_dataset(config.dataset, FLAGS.dataset_dir).num_classes
   begin = time.time()
   extra = " (and a few minutes for --best_end_point)" if FLAGS.best_end_point else ""
-  print("tfssl demo: about %d minutes on a 2-core CPU%s: pretrain %s (%s, %d steps) on "
+  print("tfssl demo: about %s minutes on a 2-core CPU%s: pretrain %s (%s, %d steps) on "
         "Fashion-MNIST without its labels, then evaluate it beside the same network at random "
         "initialisation and raw pixels." % (MINUTES_ON_TWO_CORES, extra, task, config.architecture,
                                             config.train_steps), flush=True)
