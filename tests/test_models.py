@@ -175,6 +175,24 @@ def test_patch_variant_keeps_resolution_as_the_original():
   assert [ends[k].shape[1] for k in RESNET_NAMES[:5]] == [32, 32, 16, 8, 8]
 
 
+def test_root_conv_stride_flag_halves_the_stems_stride_and_keeps_the_weights():
+  """--root_conv_stride=1 on resnet18 at Fashion-MNIST's 28 px: the 7x7 conv keeps 28, the pool
+  halves it (14, 14, 7, 4, 2), where the default stem gives 7, 7, 4, 2, 1; the same variables."""
+  config = Config.make(architecture="resnet18", filters_factor=1)
+  default_net = get_net_for_task(config, None)
+  _, ends = default_net(_images(28, batch=1))
+  assert [ends[k].shape[1] for k in RESNET_NAMES[:5]] == [7, 7, 4, 2, 1]
+  stride1_net = get_net_for_task(config.replace(root_conv_stride=1), None)
+  _, ends = stride1_net(_images(28, batch=1))
+  assert [ends[k].shape[1] for k in RESNET_NAMES[:5]] == [14, 14, 7, 4, 2]
+  assert [v.shape for v in stride1_net.weights] == [v.shape for v in default_net.weights]
+  # Given on a patch net it wins over the patch variant's own stride 1.
+  patch = get_net_for_task(Config.make(architecture="resnet50", filters_factor=1,
+                                       root_conv_stride=2), None, patch=True)
+  _, ends = patch(_images(64, batch=1))
+  assert [ends[k].shape[1] for k in RESNET_NAMES[:5]] == [16, 16, 8, 4, 4]
+
+
 def test_vgg19_end_points_and_any_input_size():
   net = get_net("vgg19", 5, filters_factor=1)
   out, ends = net(_images(64, width=96))

@@ -189,6 +189,9 @@ def test_killed_run_resumes_where_it_stopped(tmp_path, fashion_mnist_dir):
     (["--task=supervised", "--augment_on_device"],
      "--augment_on_device: --preprocessing=resize has no view op whose colour runs in the train step"),
     (["--task=simclr", "--crop_min_area=0"], "--crop_min_area=0 must be in (0, 1]"),
+    (["--task=supervised", "--root_conv_stride=0"], "--root_conv_stride=0 must be positive"),
+    (["--task=supervised", "--architecture=cifar_resnet18", "--root_conv_stride=1"],
+     "--root_conv_stride does nothing on --architecture=cifar_resnet18"),
 ])
 def test_bad_flags_exit_2_with_one_clear_line(args, message, tmp_path, fashion_mnist_dir):
   base = ["--workdir=" + str(tmp_path / "w"), "--dataset=fashion_mnist", "--dataset_dir=" + fashion_mnist_dir,

@@ -150,6 +150,10 @@ _PORT = (
              "0.99, the Revisiting original; SimCLR's --batch_norm_decay 0.9; torch's 0.1 = 0.9)."),
     FlagSpec("bn_epsilon", "float", 1e-3, "BatchNorm epsilon of the backbone (TF1's 1e-3; SimCLR and "
              "torch 1e-5)."),
+    FlagSpec("root_conv_stride", "integer", None, "Stride of the 7x7 first convolution of the "
+             "ImageNet stem (resnet50, revnet50, resnet18; the cifar stem has none): 2 by default, 1 "
+             "in the jigsaw/relative-patch-location patch nets; 1 keeps twice the resolution for "
+             "small images such as Fashion-MNIST's 28 px."),
     FlagSpec("bn_zero_init_residual", "bool", False, "Start the last BatchNorm of every residual "
              "branch at gamma 0 (SimCLR's init_zero); needs a post-activation ResNet."),
     FlagSpec("conv_kernel_init", "string", "glorot_uniform", "Conv kernel initialiser of the "

@@ -93,6 +93,13 @@ def validate(config):
   if not 0.0 < float(c.crop_min_area) <= 1.0:
     raise UsageError("--crop_min_area=%g must be in (0, 1]: the smallest share of the image a crop "
                      "covers (the papers' 0.08)" % c.crop_min_area)
+  if c.root_conv_stride is not None:
+    if c.root_conv_stride < 1:
+      raise UsageError("--root_conv_stride=%d must be positive: 2 is the original's, 1 keeps twice "
+                       "the resolution" % c.root_conv_stride)
+    if c.architecture in ("cifar_resnet18", "cifar_resnet50", "vgg19"):
+      raise UsageError("--root_conv_stride does nothing on --architecture=%s (no 7x7 stem): use "
+                       "resnet18, resnet50 or revnet50, or drop the flag" % c.architecture)
   try:
     c.crop_hw, c.resize_hw  # noqa: B018  (parses the size flags)
   except ValueError as e:

@@ -13,7 +13,7 @@ from absl import logging
 import tensorflow as tf
 
 # What a checkpoint is; a workdir holding a checkpoint of something else is refused.
-IDENTITY_FIELDS = ("task", "architecture", "filters_factor", "mode", "last_relu")
+IDENTITY_FIELDS = ("task", "architecture", "filters_factor", "root_conv_stride", "mode", "last_relu")
 INFO_FILE = "task_info.json"
 RESULTS_FILE = "eval_results.json"
 DONE_FILE = "TRAINING_IS_DONE"

@@ -62,9 +62,9 @@ def get_net(architecture, num_classes, filters_factor=None, last_relu=True, mode
 
 
 def get_net_for_task(config, num_classes, patch=False):
-  """`get_net` with architecture, filters_factor, last_relu, mode, global_bn and the BatchNorm
-  and init flags (--bn_momentum, --bn_epsilon, --bn_zero_init_residual, --conv_kernel_init) from a
-  Config.
+  """`get_net` with architecture, filters_factor, root_conv_stride, last_relu, mode, global_bn and
+  the BatchNorm and init flags (--bn_momentum, --bn_epsilon, --bn_zero_init_residual,
+  --conv_kernel_init) from a Config.
 
   `patch=True` gives the jigsaw/RPL variant (root conv stride 1, block strides (2, 2, 1)).
   """
@@ -74,6 +74,8 @@ def get_net_for_task(config, num_classes, patch=False):
   extra = {}
   if patch:
     extra = dict(root_conv_stride=PATCH_ROOT_CONV_STRIDE, strides=PATCH_STRIDES)
+  if config.root_conv_stride is not None:  # given: it wins over the patch variant's too
+    extra["root_conv_stride"] = config.root_conv_stride
   return get_net(config.architecture, num_classes, filters_factor=config.filters_factor,
                  last_relu=config.last_relu, mode=config.mode, global_bn=config.global_bn,
                  bn_momentum=config.bn_momentum, bn_epsilon=config.bn_epsilon,
