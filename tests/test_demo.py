@@ -29,3 +29,19 @@ def test_the_demo_prints_three_rows_of_accuracies(tmp_path, fashion_mnist_dir, r
   assert 74.0 < linear < 86.0 and 66.0 < knn < 80.0, out
   for _, lin, kn, _ in rows[:2]:
     assert 20.0 < float(lin) <= 100.0 and 20.0 < float(kn) <= 100.0  # above chance (10 classes)
+
+
+@pytest.mark.parametrize("item, message", [
+    ("lr", "--set=lr: write --set=flag=value"),
+    ("no_such_flag=1", "--set: Unknown command line flag 'no_such_flag'"),
+])
+def test_a_bad_set_exits_2_with_one_line_before_training(item, message, tmp_path, fashion_mnist_dir,
+                                                          repo_root):
+  proc = subprocess.run(
+      [sys.executable, "-m", "tfssl.tools.demo", "--dataset_dir=" + fashion_mnist_dir,
+       "--workdir=" + str(tmp_path / "demo"), "--set=" + item],
+      cwd=repo_root, capture_output=True, text=True, timeout=300)
+  assert proc.returncode == 2, proc.stderr[-2000:]
+  lines = [l for l in proc.stderr.splitlines() if l.startswith("tfssl demo: error:")]
+  assert len(lines) == 1 and message in lines[0], proc.stderr[-2000:]
+  assert not (tmp_path / "demo").exists()
