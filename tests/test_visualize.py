@@ -194,3 +194,22 @@ def test_knn_curves_against_pretraining_minutes(tmp_path, fashion_mnist_dir, rep
                          "--output_dir=%s" % out, "--knn_curves=" + path], cwd=repo_root,
                         capture_output=True, text=True, timeout=600)
   assert proc.returncode != 0 and "name=workdir pairs" in proc.stderr
+
+
+def test_the_kept_knn_curves_redraw_the_results_picture(repo_root, tmp_path):
+  """docs/curves holds the monitors' entries behind docs/images/knn_curves.png: they parse as the
+  monitor writes them (steps rising, minutes rising) and plots.py draws the picture from them."""
+  import json
+  curves = repo_root / "docs" / "curves"
+  for name in ("swav2400", "byol2400"):
+    entries = json.loads((curves / name / "eval_results.json").read_text())
+    steps = [e["step"] for e in entries]
+    minutes = [e["train_seconds"] for e in entries]
+    assert steps == sorted(steps) and minutes == sorted(minutes) and len(steps) >= 3, name
+    assert all(e["kind"] == "knn" and 0.5 < e["knn_top1"] < 1.0 for e in entries), name
+  proc = subprocess.run(
+      [sys.executable, "benchmarks/plots.py", "--accuracy=docs/accuracy",
+       "--output_dir=%s" % tmp_path, "--knn_curves=swav=docs/curves/swav2400,"
+       "byol=docs/curves/byol2400"], cwd=repo_root, capture_output=True, text=True, timeout=300)
+  assert proc.returncode == 0, proc.stderr[-2000:]
+  assert Image.open(tmp_path / "knn_curves.png").size == (800, 500)
