@@ -74,15 +74,11 @@ def task_config(task):
 
 def overrides(task):
   """{flag: value} that --set gives `task`."""
-  out = {}
-  for item in FLAGS.set:
-    scope, _, assignment = item.rpartition(":")
-    name, sep, value = assignment.partition("=")
-    if not sep or not name:
-      raise app.UsageError("--set=%s: write task:flag=value or flag=value" % item)
-    if scope in ("", task):
-      out[name.strip()] = value.strip()
-  return out
+  from tfssl.config import flag_assignments
+  try:
+    return flag_assignments(FLAGS.set, scope=task)
+  except ValueError as e:
+    raise app.UsageError(str(e))
 
 
 class Benchmark:

@@ -64,3 +64,13 @@ def test_fresh_flag_values_do_not_share_state():
   assert first is not second and first is not flags.FLAGS
   c = Config.from_flags(second)
   assert (c.task, c.architecture, c.workdir) == ("jigsaw", None, None)
+
+
+def test_flag_assignments_of_a_tools_set_flag():
+  from tfssl.config import flag_assignments
+  items = ["lr=6e-3", "byol:tau_base=0.99", "swav:temperature=0.1", "hub_module=gs://b/e:1"]
+  assert flag_assignments(items, scope="byol") == {
+      "lr": "6e-3", "tau_base": "0.99", "hub_module": "gs://b/e:1"}
+  assert flag_assignments(items) == {"lr": "6e-3", "hub_module": "gs://b/e:1"}
+  with pytest.raises(ValueError, match="--set=lr: write --set=flag=value"):
+    flag_assignments(["lr"])

@@ -428,6 +428,21 @@ def define_flags(flag_values=None):
   return fv
 
 
+def flag_assignments(items, scope=None):
+  """{flag: value} of `flag=value` items (a tool's repeated --set), taking `scope:flag=value`
+  items only where scope is `scope`; ValueError naming a malformed item. Split at the first `=`,
+  so a value may hold `:` or `=` (a path, a URL)."""
+  out = {}
+  for item in items:
+    target, sep, value = item.partition("=")
+    item_scope, _, name = target.rpartition(":")
+    if not sep or not name.strip():
+      raise ValueError("--set=%s: write --set=flag=value or --set=task:flag=value" % item)
+    if item_scope in ("", scope):
+      out[name.strip()] = value.strip()
+  return out
+
+
 def config_from_flagfile(path, **overrides):
   """A Config as `train_and_eval --flagfile=path --k=v ...` would build it (None values skipped)."""
   from absl import flags

@@ -97,7 +97,8 @@ def validate(config):
     if c.root_conv_stride < 1:
       raise UsageError("--root_conv_stride=%d must be positive: 2 is the original's, 1 keeps twice "
                        "the resolution" % c.root_conv_stride)
-    if c.architecture in ("cifar_resnet18", "cifar_resnet50", "vgg19"):
+    from tfssl.models.factory import WITHOUT_ROOT_CONV
+    if c.architecture in WITHOUT_ROOT_CONV:
       raise UsageError("--root_conv_stride does nothing on --architecture=%s (no 7x7 stem): use "
                        "resnet18, resnet50 or revnet50, or drop the flag" % c.architecture)
   try:

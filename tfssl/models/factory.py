@@ -11,6 +11,8 @@ from tfssl.models.revnet import revnet50
 from tfssl.models.vgg import vgg19
 
 ARCHITECTURES = ("resnet50", "revnet50", "vgg19", "cifar_resnet18", "cifar_resnet50", "resnet18")
+# Nets without the 7x7 ImageNet stem, so without a root_conv_stride to set.
+WITHOUT_ROOT_CONV = ("vgg19", "cifar_resnet18", "cifar_resnet50")
 
 # The jigsaw / relative-patch-location variant keeps more resolution for 64x64 patches.
 PATCH_ROOT_CONV_STRIDE = 1

@@ -29,7 +29,8 @@ flags.DEFINE_string("dataset_dir", "data/fashion_mnist", "Fashion-MNIST TFRecord
 flags.DEFINE_string("workdir", "workdirs/demo", "Where the demo's runs go.")
 flags.DEFINE_integer("pretrain_steps", None, "Override the config's length (--train_steps).")
 flags.DEFINE_multi_string("set", [], "Override a flag of the demo config, `flag=value` (repeat "
-                          "it for more), e.g. --set=lr=6e-3: how the config's trials were run.")
+                          "it for more; `task:flag=value` for one --task only), e.g. --set=lr=6e-3: "
+                          "how the config's trials were run.")
 flags.DEFINE_integer("eval_train_examples", 20000, "Training images the linear classifiers and the "
                      "kNN bank use, the first of the train split (0: all 54,000); fewer keep the "
                      "demo in its minutes, the same for every row.")
@@ -47,17 +48,6 @@ def usage_exit(message):
   """One line and exit status 2, the README's code for a usage error."""
   sys.stderr.write("tfssl demo: error: %s\n" % message)
   sys.exit(2)
-
-
-def config_overrides(items):
-  """{flag: value} of --set's `flag=value` items; a malformed one is a usage error."""
-  out = {}
-  for item in items:
-    name, sep, value = item.partition("=")
-    if not sep or not name.strip():
-      usage_exit("--set=%s: write --set=flag=value, e.g. --set=lr=6e-3" % item)
-    out[name.strip()] = value.strip()
-  return out
 
 
 def demo_flagfile(experiment, task):
@@ -107,12 +97,16 @@ def print_table(rows, last_line):
 
 def main(argv):
   del argv
+  from tfssl.config import flag_assignments
   from tfssl.data import datasets
   from tfssl.evaluation import fixed_features
   from tfssl.tools import experiment
   task = FLAGS.task
   workdir = FLAGS.workdir.rstrip("/")
-  overrides = config_overrides(FLAGS.set)
+  try:
+    overrides = flag_assignments(FLAGS.set, scope=task)
+  except ValueError as e:
+    usage_exit(str(e))
   overrides.update(workdir="%s/%s" % (workdir, task), dataset_dir=FLAGS.dataset_dir)
   if FLAGS.pretrain_steps is not None:
     overrides["train_steps"] = FLAGS.pretrain_steps
