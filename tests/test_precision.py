@@ -145,3 +145,28 @@ def test_jit_compile_trains_and_counts_steps(tmp_path, fashion_mnist_dir):
   assert [s for s, _ in steps] == [3, 6], log[-3000:]
   assert all(loss == loss and loss < 10 for _, loss in steps), steps
   assert checkpoints(tmp_path / "workdir") == [6]
+
+
+def test_precision_benchmark_compares_one_seed_at_two_precisions(tmp_path, fashion_mnist_dir):
+  """benchmarks/precision.py: both runs start from the same weights and views (their first logged
+  losses agree to bfloat16's rounding), the table has a row per precision, and a rerun reuses
+  the measured lines instead of training again."""
+  args = [sys.executable, "benchmarks/precision.py", "--train_steps=3", "--set=log_every_steps=1",
+          "--eval_train_examples=300", "--dataset_dir=%s" % fashion_mnist_dir,
+          "--workdir=%s" % (tmp_path / "runs"), "--output=%s" % (tmp_path / "precision")]
+  done = subprocess.run(args, capture_output=True, text=True, env=_env(), timeout=900)
+  assert done.returncode == 0, done.stderr[-4000:]
+  with open(tmp_path / "precision.json") as f:
+    runs = json.load(f)["runs"]
+  assert [r["precision"] for r in runs] == ["fp32", "mixed_bfloat16"]
+  fp32, bf16 = ({int(s): v for s, v in r["loss"].items()} for r in runs)
+  assert sorted(fp32) == sorted(bf16) == [1, 2, 3], runs
+  # bfloat16 keeps 8 bits of mantissa; SimCLR's loss at step 1 is about 11 here.
+  assert abs(bf16[1] - fp32[1]) < 0.02 * fp32[1], (fp32, bf16)
+  assert all(0 < r["linear_top1"] <= 1 and 0 < r["knn_top1"] <= 1 for r in runs)
+  table = (tmp_path / "precision.md").read_text()
+  assert "| fp32 | resnet18 x1 | 3 |" in table and "| mixed_bfloat16 | resnet18 x1 | 3 |" in table
+  again = subprocess.run(args, capture_output=True, text=True, env=_env(), timeout=300)
+  assert again.returncode == 0, again.stderr[-4000:]
+  assert "steps (epoch" not in again.stderr  # nothing trained the second time
+  assert (tmp_path / "precision.md").read_text().split("\n", 3)[3] == table.split("\n", 3)[3]

@@ -98,8 +98,6 @@ def print_table(rows, last_line):
 def main(argv):
   del argv
   from tfssl.config import flag_assignments
-  from tfssl.data import datasets
-  from tfssl.evaluation import fixed_features
   from tfssl.tools import experiment
   task = FLAGS.task
   workdir = FLAGS.workdir.rstrip("/")
@@ -115,7 +113,6 @@ def main(argv):
   except flags.Error as e:  # an unknown flag or a bad value in --set
     usage_exit("--set: %s" % e)
   eval_chain, eval_flags = experiment.eval_view(config)
-  num_classes = datasets.get_dataset(config.dataset, FLAGS.dataset_dir).num_classes
   begin = time.time()
   extra = " (and a few minutes for --best_end_point)" if FLAGS.best_end_point else ""
   print("tfssl demo: about %s minutes on a 2-core CPU%s: pretrain %s (%s, %d steps) on "
@@ -129,16 +126,13 @@ def main(argv):
   if not os.path.isdir(random_dir):
     random_dir = experiment.export_random_init(random_config)
 
-  feature_flags = {k: v for k, v in eval_flags.items() if k != "combine_patches"}
   rows = []
   for name, export, suffix in (
       ("%s, %d steps (%.0fs pretraining this run)" % (task, steps, seconds), export_dir, ""),
       ("the same network, random initialisation", random_dir, "_random_init")):
     print("tfssl demo: evaluating %s ..." % name, flush=True)
-    x_train, y_train, x_test, y_test = experiment.export_features(
-        export, FLAGS.dataset_dir, eval_chain, "pre_logits", combine=config.combine_patches,
-        max_bank=FLAGS.eval_train_examples or None, **feature_flags)
-    scores = fixed_features.evaluate(x_train, y_train, x_test, y_test, num_classes)
+    scores = experiment.fixed_feature_scores(export, config, FLAGS.dataset_dir,
+                                             max_bank=FLAGS.eval_train_examples or None)
     best = None
     if FLAGS.best_end_point:
       best = best_end_point(experiment, export, "%s/%s%s_linear_eval" % (workdir, task, suffix),

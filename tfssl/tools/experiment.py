@@ -90,6 +90,21 @@ def export_features(export_dir, dataset_dir, preprocessing, end_point="pre_logit
   return features("train", max_bank) + features("test", None)
 
 
+def fixed_feature_scores(export_dir, config, dataset_dir, max_bank=None):
+  """evaluation/fixed_features.evaluate (linear and kNN) on an export's `pre_logits`, through the
+  evaluation view of the config it was pretrained with: how the demo and benchmarks/precision.py
+  score a representation."""
+  from tfssl.data import datasets
+  from tfssl.evaluation import fixed_features
+  chain, view_flags = eval_view(config)
+  view_flags = {k: v for k, v in view_flags.items() if k != "combine_patches"}
+  x_train, y_train, x_test, y_test = export_features(
+      export_dir, dataset_dir, chain, "pre_logits", dataset=config.dataset, max_bank=max_bank,
+      combine=config.combine_patches, **view_flags)
+  num_classes = datasets.get_dataset(config.dataset, dataset_dir).num_classes
+  return fixed_features.evaluate(x_train, y_train, x_test, y_test, num_classes)
+
+
 def knn_of_export(export_dir, dataset_dir, preprocessing, end_point="pre_logits", dataset="fashion_mnist",
                   k=200, temperature=0.1, max_bank=None, combine="avg_pool", **preprocess_flags):
   """Weighted kNN (k=200, t=0.1) of an export's end point: train split as bank, test as queries."""
