@@ -163,6 +163,7 @@ def test_precision_benchmark_compares_one_seed_at_two_precisions(tmp_path, fashi
   assert sorted(fp32) == sorted(bf16) == [1, 2, 3], runs
   # bfloat16 keeps 8 bits of mantissa; SimCLR's loss at step 1 is about 11 here.
   assert abs(bf16[1] - fp32[1]) < 0.02 * fp32[1], (fp32, bf16)
+  assert bf16[1] != fp32[1], "the second run did not compute in bfloat16"
   assert all(0 < r["linear_top1"] <= 1 and 0 < r["knn_top1"] <= 1 for r in runs)
   table = (tmp_path / "precision.md").read_text()
   assert "| fp32 | resnet18 x1 | 3 |" in table and "| mixed_bfloat16 | resnet18 x1 | 3 |" in table
