@@ -153,8 +153,7 @@ def main(argv):
     if any(len(pair) != 2 for pair in pairs):
       raise app.UsageError("--knn_curves takes name=workdir pairs, e.g. simclr=workdirs/simclr")
     random_knn = {task: (row.get("random_knn") or {}).get("top1") for task, row in by_task.items()}
-    print(knn_curves(pairs, summary.get("raw_pixels"),
-                     {k: v for k, v in random_knn.items() if v is not None},
+    print(knn_curves(pairs, summary.get("raw_pixels"), random_knn,
                      os.path.join(FLAGS.output_dir, "knn_curves.png")))
   for task in FLAGS.pictures:
     if task not in by_task:

@@ -13,6 +13,7 @@
 The demo resumes: run it again and it continues from its workdir.
 """
 
+import collections
 import os
 import sys
 import time
@@ -57,9 +58,8 @@ def demo_flagfile(experiment, task):
   return path if os.path.exists(path) else experiment.flagfile_path(task, "fashion_mnist")
 
 
-class Row:
-  def __init__(self, name, scores, best=None):
-    self.name, self.scores, self.best = name, scores, best
+# One printed row: its name, fixed_features.evaluate's scores, (end point, top-1) or None.
+Row = collections.namedtuple("Row", "name scores best")
 
 
 def best_end_point(experiment, export_dir, workdir, eval_chain, eval_flags):
@@ -140,7 +140,7 @@ def main(argv):
     rows.append(Row(name, scores, best))
   print("tfssl demo: raw pixels ...", flush=True)
   rows.append(Row("raw pixels (784 values in [0, 1])", experiment.raw_pixel_baselines(
-      FLAGS.dataset_dir, max_train=FLAGS.eval_train_examples or None)))
+      FLAGS.dataset_dir, max_train=FLAGS.eval_train_examples or None), None))
   print_table(rows, "took %.0fs in all; workdir %s (TensorBoard: tensorboard --logdir %s)" % (
       time.time() - begin, workdir, workdir))
   sys.stdout.flush()
