@@ -16,14 +16,16 @@ from tfssl.config import Config
 
 pytestmark = pytest.mark.slow
 
-# BatchNorm momentum 0.9: at the original's 0.99 the moving statistics of a 200-step run still
-# lag weights that move fast, and the net's inference-mode accuracy (what the export and linear
-# evaluation see) hung on the trajectory: 10% trained with oneDNN's float order, 29% without, on
-# one AMD EPYC. At 0.9 they follow the last ten or so steps.
+# BatchNorm momentum 0.9 and a cosine schedule to 0: the moving statistics of a short run lag
+# weights that still move fast, and at a constant learning rate the net's inference-mode accuracy
+# (what the export and linear evaluation see) hung on the trajectory: 10% on one seed and float
+# order, 72% on the next; at the original's 0.99 momentum, 10% or 29% on one AMD EPYC by oneDNN's
+# float order. With both, seeds 1-3 with oneDNN on and off gave 71-77% inference accuracy and
+# 70-76% linear on pre_logits on a Zen 5 EPYC, well above the 50% asked below.
 SMALL = dict(task="supervised", architecture="resnet50", filters_factor=1, mode="v2", dataset="fashion_mnist",
              batch_size=32, eval_batch_size=250, preprocessing="resize,-1_to_1", resize_size="32",
-             lr=0.05, lr_scale_batch_size=32, weight_decay=1e-4, val_split="test", random_seed=1,
-             log_every_steps=10, save_checkpoints_secs=3600, bn_momentum=0.9)
+             lr=0.05, lr_scale_batch_size=32, lr_schedule="cosine", weight_decay=1e-4, val_split="test",
+             random_seed=1, log_every_steps=10, save_checkpoints_secs=3600, bn_momentum=0.9)
 
 
 def small_config(workdir, data_dir, **overrides):
@@ -129,7 +131,7 @@ def test_linear_eval_trains_heads_on_a_frozen_export(trained, tmp_path):
     np.testing.assert_array_equal(before, v.numpy())
   assert any(not np.allclose(b, v.numpy()) for b, v in zip(heads_before, trainer.task.trainable_variables))
   metrics = trainer.evaluate()
-  assert metrics["top1_accuracy_pre_logits"] > 0.3
+  assert metrics["top1_accuracy_pre_logits"] > 0.5
   assert {"top1_accuracy_logits", "top5_accuracy_block4", "top1_accuracy_after_root"} <= set(metrics)
 
 
