@@ -178,11 +178,13 @@ def test_knn_curves_against_pretraining_minutes(tmp_path, fashion_mnist_dir, rep
   Trainer(Config.make(workdir=path, dataset_dir=fashion_mnist_dir, **monitored)).train()
   Trainer(Config.make(workdir=path, dataset_dir=fashion_mnist_dir,
                       **dict(monitored, train_steps=6))).train()  # resumed at step 4
+  Trainer(Config.make(workdir=path, dataset_dir=fashion_mnist_dir,
+                      **dict(monitored, train_steps=7))).train()  # the last step, off the grid
   with open(os.path.join(path, "eval_results.json")) as f:
     entries = [e for e in json.load(f) if e["kind"] == "knn"]
-  assert [e["step"] for e in entries] == [2, 4, 6]
+  assert [e["step"] for e in entries] == [2, 4, 6, 7]
   seconds = [e["train_seconds"] for e in entries]
-  assert 0 < seconds[0] < seconds[1] < seconds[2]
+  assert 0 < seconds[0] < seconds[1] < seconds[2] < seconds[3]
   (tmp_path / "acc.json").write_text(json.dumps({"rows": [], "raw_pixels": {"knn_top1": 0.786}}))
   out = tmp_path / "docs"
   proc = subprocess.run([sys.executable, "benchmarks/plots.py", "--accuracy=%s" % (tmp_path / "acc"),

@@ -183,7 +183,7 @@ _PORT = (
              "this many seconds (the original's 10 minutes)."),
     FlagSpec("eval_steps", "integer", None, "Evaluation batches to run; default the whole val split."),
     FlagSpec("knn_every_epochs", "float", 0, "Run the weighted kNN monitor on the train/val splits every "
-             "this many epochs (0: never)."),
+             "this many epochs and at the last step (0: never)."),
     FlagSpec("knn_k", "integer", 200, "Neighbours of the weighted kNN evaluation."),
     FlagSpec("knn_temperature", "float", 0.1, "Temperature of the kNN vote weights exp(sim / t)."),
     FlagSpec("knn_end_point", "string", "pre_logits", "End point whose features the kNN uses."),

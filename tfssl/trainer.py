@@ -163,7 +163,8 @@ class Trainer:
                      self.total_steps, step / self.steps_per_epoch, float(loss),
                      rate * images_per_step, _hms((self.total_steps - step) / max(rate, 1e-9)))
         last_line = now
-      if knn_every and step % knn_every == 0:
+      # Every knn_every steps and at the last one, so a curve ends where the run's export is.
+      if knn_every and (step % knn_every == 0 or step >= self.total_steps):
         self.knn_monitor(step, train_seconds=trained_before + now - start_time - monitor_seconds)
         monitor_seconds += time.time() - now
       # Save by steps (the NPU run config) or by seconds (--save_checkpoints_secs).
