@@ -203,7 +203,7 @@ def test_the_kept_knn_curves_redraw_the_results_picture(repo_root, tmp_path):
   monitor writes them (steps rising, minutes rising) and plots.py draws the picture from them."""
   import json
   curves = repo_root / "docs" / "curves"
-  for name in ("swav2400", "byol2400"):
+  for name in ("swav2400", "byol2400", "simclr400", "simclr1600", "ava400"):
     entries = json.loads((curves / name / "eval_results.json").read_text())
     steps = [e["step"] for e in entries]
     minutes = [e["train_seconds"] for e in entries]
@@ -212,6 +212,6 @@ def test_the_kept_knn_curves_redraw_the_results_picture(repo_root, tmp_path):
   proc = subprocess.run(
       [sys.executable, "benchmarks/plots.py", "--accuracy=docs/accuracy",
        "--output_dir=%s" % tmp_path, "--knn_curves=swav=docs/curves/swav2400,"
-       "byol=docs/curves/byol2400"], cwd=repo_root, capture_output=True, text=True, timeout=300)
+       "byol=docs/curves/byol2400,simclr=docs/curves/simclr1600,ava=docs/curves/ava400"], cwd=repo_root, capture_output=True, text=True, timeout=300)
   assert proc.returncode == 0, proc.stderr[-2000:]
   assert Image.open(tmp_path / "knn_curves.png").size == (800, 500)
