@@ -212,6 +212,7 @@ def test_the_kept_knn_curves_redraw_the_results_picture(repo_root, tmp_path):
   proc = subprocess.run(
       [sys.executable, "benchmarks/plots.py", "--accuracy=docs/accuracy",
        "--output_dir=%s" % tmp_path, "--knn_curves=swav=docs/curves/swav2400,"
-       "byol=docs/curves/byol2400,simclr=docs/curves/simclr1600,ava=docs/curves/ava400"], cwd=repo_root, capture_output=True, text=True, timeout=300)
+       "byol=docs/curves/byol2400,simclr=docs/curves/simclr1600,ava=docs/curves/ava400"],
+      cwd=repo_root, capture_output=True, text=True, timeout=300)
   assert proc.returncode == 0, proc.stderr[-2000:]
   assert Image.open(tmp_path / "knn_curves.png").size == (800, 500)
