@@ -46,6 +46,8 @@ class Trainer:
                                                            plan.total_steps)
     self.task = None
     self.optimizer = None
+    self._eval_step = None  # tf.functions traced on first use (evaluate, knn_monitor)
+    self._knn_representation = None
 
   # ---- data ----
   def input_fn(self, split, is_training, preprocessing=None, batch_size=None):
@@ -211,16 +213,15 @@ class Trainer:
     cfg = self.config
     dataset = self.distributed_dataset(cfg.val_split, is_training=False)
     steps = steps or cfg.eval_steps
-
-    @tf.function
-    def eval_step(batch):
-      self.strategy.run(self.task.test_step, args=(batch,))
-
+    if self._eval_step is None:
+      # Traced once per trainer: --run_eval evaluates every checkpoint with the same graph.
+      self._eval_step = tf.function(
+          lambda batch: self.strategy.run(self.task.test_step, args=(batch,)))
     self.task.reset_metrics()
     for i, batch in enumerate(dataset):
       if steps and i >= steps:
         break
-      eval_step(batch)
+      self._eval_step(batch)
     return self._metric_results(self.task.eval_metrics)
 
   def run_eval(self):
@@ -263,7 +264,12 @@ class Trainer:
     from tfssl.evaluation import knn
     cfg = self.config
     chain = cfg.knn_preprocessing
-    rep = tf.function(lambda images: self.task.representation(images, training=False))
+    if self._knn_representation is None:
+      # Traced once per trainer, not at every monitored step.
+      self._knn_representation = tf.function(
+          lambda images: self.task.representation(images, training=False),
+          reduce_retracing=True)  # the last, smaller batches of bank and queries
+    rep = self._knn_representation
     bank_ds = self.input_fn(cfg.train_split, False, preprocessing=chain)(None)
     if cfg.knn_max_train_examples:
       bank_ds = bank_ds.unbatch().take(cfg.knn_max_train_examples).batch(cfg.eval_batch_size)

@@ -33,9 +33,9 @@ def make_strategy(config) -> tf.distribute.Strategy:
   cpu_devices = split_cpu(config.cpu_replicas or 0)
   if name == "auto":
     if cpu_devices:
-      return tf.distribute.MirroredStrategy(cpu_devices)
+      return mirrored_strategy(cpu_devices)
     if config.device != "npu" and tf.config.list_physical_devices("GPU"):
-      return tf.distribute.MirroredStrategy()
+      return mirrored_strategy()
     return tf.distribute.get_strategy()
   if name == "default":
     return tf.distribute.get_strategy()
@@ -43,10 +43,26 @@ def make_strategy(config) -> tf.distribute.Strategy:
     return tf.distribute.OneDeviceStrategy("/gpu:0" if tf.config.list_physical_devices("GPU")
                                            else "/cpu:0")
   if name == "mirrored":
-    return tf.distribute.MirroredStrategy(cpu_devices or None)
+    return mirrored_strategy(cpu_devices or None)
   if name == "multi_worker":
     return _multi_worker_strategy()
   return _tpu_strategy(config.tpu_name)
+
+
+# One MirroredStrategy per device set and process. Each strategy numbers its collectives (the
+# all-reduces of gradients and of synchronized BatchNorm) from the same first keys, so a second
+# strategy over the same devices in one process (a second Trainer in a notebook, a test session)
+# collides with the first one's collectives: "Shape mismatch in the collective instance 100", after
+# which every collective of the process is aborted. Reusing the strategy keeps the keys unique.
+_MIRRORED = {}
+
+
+def mirrored_strategy(devices=None):
+  """The process's MirroredStrategy over `devices` (None: every GPU, else the CPU)."""
+  key = tuple(devices) if devices else None
+  if key not in _MIRRORED:
+    _MIRRORED[key] = tf.distribute.MirroredStrategy(list(key) if key else None)
+  return _MIRRORED[key]
 
 
 def split_cpu(replicas: int):
