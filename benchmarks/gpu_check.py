@@ -84,14 +84,21 @@ def run_config(s, records, task, precision, jit, batch, augment_on_device=False)
   return Config.make(**values)
 
 
-def timed(config, s, real_data):
-  """images/s of the trainer's train function on a repeated batch or the real pipeline."""
-  import numpy as np
-  import tensorflow as tf
+def built_trainer(config):
+  """A trainer with its task built and its train function traced on first use: one per row, for
+  the repeated batch and the real pipeline alike (the same model, fed two ways)."""
   from tfssl.trainer import Trainer
   trainer = Trainer(config)
   trainer.build()
-  run_steps = trainer._make_train_function()  # pylint: disable=protected-access
+  trainer.run_steps = trainer._make_train_function()  # pylint: disable=protected-access
+  return trainer
+
+
+def timed(trainer, s, real_data):
+  """images/s of the trainer's train function on a repeated batch or the real pipeline."""
+  import numpy as np
+  import tensorflow as tf
+  config = trainer.config
   if real_data:
     dataset = trainer.distributed_dataset(config.train_split, True)
   else:
@@ -99,10 +106,11 @@ def timed(config, s, real_data):
     dataset = trainer.strategy.experimental_distribute_dataset(
         tf.data.Dataset.from_tensors(batch).repeat())
   iterator = iter(dataset)
-  run_steps(iterator, tf.constant(s["warmup"], tf.int32))
+  trainer.run_steps(iterator, tf.constant(s["warmup"], tf.int32))
   trainer.step  # noqa: B018  (waits for the steps)
+  trainer.task.reset_metrics()
   start = time.perf_counter()
-  run_steps(iterator, tf.constant(s["steps"], tf.int32))
+  trainer.run_steps(iterator, tf.constant(s["steps"], tf.int32))
   trainer.step  # noqa: B018
   seconds = time.perf_counter() - start
   loss = trainer._metric_results().get("loss")  # pylint: disable=protected-access
@@ -137,12 +145,14 @@ def measure(s, records, task, precision, jit, device):
   while batch >= 1:
     try:
       reset_memory(device)
-      synthetic = timed(run_config(s, records, task, precision, jit, batch), s, real_data=False)
+      trainer = built_trainer(run_config(s, records, task, precision, jit, batch))
+      synthetic = timed(trainer, s, real_data=False)
       peak = peak_memory(device)
-      real = timed(run_config(s, records, task, precision, jit, batch), s, real_data=True)
+      real = timed(trainer, s, real_data=True)
+      trainer.close()
       # The views' colour in the train step instead (--augment_on_device): the host only crops.
-      on_device = None if task == "supervised" else timed(
-          run_config(s, records, task, precision, jit, batch, augment_on_device=True), s,
+      on_device = None if task == "supervised" else timed(built_trainer(
+          run_config(s, records, task, precision, jit, batch, augment_on_device=True)), s,
           real_data=True)
       return dict(task=task, precision=precision, jit=jit, batch=batch, synthetic=synthetic,
                   real=real, real_on_device=on_device, peak_bytes=peak,
