@@ -5,11 +5,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tfssl import optimizers
-from tfssl.config import Config
-from tfssl.tasks.ava import AVA
-from tfssl.tasks.base import TaskContext
-from real_training import train_flagfile_and_score
+from helpers import tasks as helper_tasks
+from helpers.real_training import train_flagfile_and_score
 
 BATCH, SIZE = 4, 16
 RNG = np.random.RandomState(3)
@@ -21,13 +18,7 @@ def make_task(**overrides):
   values = dict(task="ava", architecture="cifar_resnet18", filters_factor=1, batch_size=BATCH,
                 lr=0.03, epochs=1, weight_decay=5e-4, lr_schedule="cosine")
   values.update(overrides)
-  config = Config.make(**values)
-  task = AVA(config, TaskContext(num_classes=10, steps_per_epoch=5, total_steps=5,
-                                 global_batch_size=BATCH))
-  task(FEATURES, training=False)
-  task.optimizer = optimizers.build_optimizer(config, optimizers.build_lr_schedule(config, 5, 5))
-  task.optimizer.build(task.trainable_variables)
-  return task
+  return helper_tasks.make_task(FEATURES, steps_per_epoch=5, total_steps=5, **values)
 
 
 def numpy_gnt_xent(x, y, aux, t=0.1):

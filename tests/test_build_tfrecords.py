@@ -7,15 +7,13 @@ import json
 import os
 import pickle
 import struct
-import subprocess
-import sys
 
 import numpy as np
 import pytest
 import tensorflow as tf
-from absl import flags
 from PIL import Image
 
+from helpers import cli
 from tfssl.data import tfrecord
 from tfssl.tools import (build_tfrecords, fetch_fashion_mnist, idx_files, image_encoding,
                          image_sources, shard_writer, tfrecord_builder, verify_tfrecords)
@@ -53,13 +51,7 @@ def shard_bytes(output_dir):
 
 def run_cli(*args):
   """build_tfrecords in this process on its own FlagValues; returns the exit code."""
-  fv = build_tfrecords.define_flags(flags.FlagValues())
-  fv(["build_tfrecords", *args])
-  try:
-    build_tfrecords.execute(fv)
-  except SystemExit as e:
-    return e.code
-  return 0
+  return cli.build_tfrecords(args)
 
 
 def encode(array, fmt, **kwargs):
@@ -283,20 +275,19 @@ class _RunsCode:
 
 
 @pytest.mark.parametrize("file_name", ["data_batch_1", "batches.meta"])
-def test_a_pickle_that_would_run_code_is_refused_with_one_line(tmp_path, file_name):
+def test_a_pickle_that_would_run_code_is_refused_with_one_line(tmp_path, file_name, capsys):
   folder = tmp_path / "cifar-10-batches-py"
   write_cifar10_py(str(folder))
   marker = str(tmp_path / "code_ran")
   with open(folder / file_name, "wb") as f:
     pickle.dump({b"data": _RunsCode(marker), b"labels": [0], b"label_names": [b"x"]}, f)
-  proc = subprocess.run([sys.executable, "-m", "tfssl.tools.build_tfrecords", "--source=cifar10",
-                         f"--input_dir={tmp_path}", f"--output_dir={tmp_path}/out",
-                         "--train_shards=1", "--validation_shards=1", "--num_workers=1"],
-                        capture_output=True, text=True, timeout=300)
+  code = run_cli("--source=cifar10", f"--input_dir={tmp_path}", f"--output_dir={tmp_path}/out",
+                 "--train_shards=1", "--validation_shards=1", "--num_workers=1")
+  stderr = capsys.readouterr().err
   assert not os.path.exists(marker), "the pickle ran code"
-  assert proc.returncode != 0 and "Traceback" not in proc.stderr, proc.stderr[-2000:]
-  errors = [l for l in proc.stderr.splitlines() if "refused" in l]
-  assert len(errors) == 1 and file_name in errors[0] and "system" in errors[0], proc.stderr[-2000:]
+  assert code != 0 and "Traceback" not in stderr, stderr[-2000:]
+  errors = [l for l in stderr.splitlines() if "refused" in l]
+  assert len(errors) == 1 and file_name in errors[0] and "system" in errors[0], stderr[-2000:]
   assert not glob.glob(str(tmp_path / "out" / "train-*"))
 
 
@@ -422,15 +413,12 @@ def test_folder_listing_is_a_fixed_shuffle(image_folder):
   assert sorted(names) == sorted(item.filename for item in other.splits["train"])
 
 
-def test_strict_stops_with_exit_1_naming_the_file(image_folder, tmp_path):
-  env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
-  done = subprocess.run(
-      [sys.executable, "-m", "tfssl.tools.build_tfrecords", "--source=folder",
-       f"--train_dir={image_folder / 'train'}", f"--output_dir={tmp_path / 'out'}",
-       "--train_shards=1", "--num_workers=1", "--strict"],
-      capture_output=True, text=True, env=env, timeout=300)
-  assert done.returncode == 1
-  errors = [line for line in done.stderr.splitlines() if line.startswith("error:")]
+def test_strict_stops_with_exit_1_naming_the_file(image_folder, tmp_path, capsys):
+  code = run_cli("--source=folder", f"--train_dir={image_folder / 'train'}",
+                 f"--output_dir={tmp_path / 'out'}", "--train_shards=1", "--num_workers=1",
+                 "--strict")
+  assert code == 1
+  errors = [line for line in capsys.readouterr().err.splitlines() if line.startswith("error:")]
   assert len(errors) == 1 and str(image_folder / "train/emu/broken.jpg") in errors[0]
   assert "--strict" in errors[0]
   assert not (tmp_path / "out" / "dataset_info.json").exists()

@@ -8,11 +8,9 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tfssl import optimizers
-from tfssl.config import Config
-from tfssl.tasks.base import TaskContext
-from tfssl.tasks.byol import BYOL, ema_rate
-from real_training import train_flagfile_and_score
+from tfssl.tasks.byol import ema_rate
+from helpers import tasks as helper_tasks
+from helpers.real_training import train_flagfile_and_score
 
 BATCH, SIZE, TOTAL = 4, 16, 10
 RNG = np.random.RandomState(1)
@@ -25,13 +23,7 @@ def make_task(**overrides):
                 lr=0.05, epochs=1, weight_decay=0.0, proj_hidden_dim=32, proj_out_dim=16,
                 pred_hidden_dim=24, lineareval_while_pretraining=False, tau_base=0.9)
   values.update(overrides)
-  config = Config.make(**values)
-  task = BYOL(config, TaskContext(num_classes=10, steps_per_epoch=TOTAL, total_steps=TOTAL,
-                                  global_batch_size=BATCH))
-  task(FEATURES, training=False)
-  task.optimizer = optimizers.build_optimizer(config, optimizers.build_lr_schedule(config, 10, 10))
-  task.optimizer.build(task.trainable_variables)
-  return task
+  return helper_tasks.make_task(FEATURES, steps_per_epoch=TOTAL, total_steps=TOTAL, **values)
 
 
 def test_ema_rate_follows_the_cosine_schedule_and_the_constant_one():

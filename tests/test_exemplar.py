@@ -9,25 +9,14 @@ from tfssl.config import Config
 from tfssl.tasks.base import TaskContext
 from tfssl.tasks.exemplar import Exemplar, exemplar_labels, nearest_image_scores
 from tfssl.tasks.views import merge_views as flatten_crops
-from real_training import losses_on_one_real_batch
-
-
-class FirstPixel(keras.Model):
-  """Stub backbone: the embedding is scale * the first two channels of pixel (0, 0)."""
-
-  def __init__(self):
-    super().__init__()
-    self.scale = self.add_weight(shape=(), initializer="ones", name="scale")
-
-  def call(self, images, training=False):
-    embeddings = self.scale * images[:, 0, 0, :2]
-    return embeddings, {"logits": embeddings}
+from helpers.stubs import PixelEmbedding
+from helpers.real_training import losses_on_one_real_batch
 
 
 class StubExemplar(Exemplar):
 
   def make_backbone(self):
-    return FirstPixel()
+    return PixelEmbedding()
 
 
 def _config(**kw):

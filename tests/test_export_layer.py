@@ -1,15 +1,16 @@
 """Fine-tuning an export in Keras with optimizers that keep slots (tfssl.models.export.ExportLayer):
-a pretext (rotation) and a contrastive (SimCLR, with its projection head) export, trained with
-Adam on labelled Fashion-MNIST images."""
+a pretext-style (a net with its own logits) and a contrastive (SimCLR, with its projection head)
+export, trained with Adam on labelled Fashion-MNIST images."""
 
 import numpy as np
 import pytest
 import keras
 
 from tfssl.data import datasets
-from tfssl.models import get_net
-from tfssl.models.export import ExportLayer, ExportModule, save_export
+from tfssl.models.export import ExportLayer
 
+
+pytestmark = pytest.mark.slow
 
 def _images_and_labels(fashion_mnist_dir, n=32):
   batch = next(iter(datasets.load_batches(fashion_mnist_dir, "test", "resize,-1_to_1", n,
@@ -18,28 +19,10 @@ def _images_and_labels(fashion_mnist_dir, n=32):
 
 
 @pytest.fixture(scope="module")
-def exports(tmp_path_factory, fashion_mnist_dir):
-  root = tmp_path_factory.mktemp("exports")
-  return {"rotation": _rotation_export(root), "simclr": _simclr_export(root, fashion_mnist_dir)}
-
-
-def _rotation_export(tmp_path):
-  net = get_net("cifar_resnet18", 4, filters_factor=1, name="rotation")
-  net(np.zeros([2, 32, 32, 3], np.float32))
-  return save_export(ExportModule(net, input_shape=(None, 32, 32, 3)), str(tmp_path / "rotation"))
-
-
-def _simclr_export(tmp_path, fashion_mnist_dir):
-  from tfssl.config import Config
-  from tfssl.trainer import Trainer
-  config = Config.make(task="simclr", architecture="cifar_resnet18", filters_factor=1,
-                       dataset="fashion_mnist", dataset_dir=fashion_mnist_dir, batch_size=8,
-                       image_size=32, preprocessing="simclr_augment", lr=1e-3, train_steps=1,
-                       workdir=str(tmp_path / "simclr"), serving_input_shape="None,32,32,3",
-                       save_checkpoints_secs=3600, random_seed=1)
-  trainer = Trainer(config)
-  trainer.train()
-  return trainer.export(trainer.step)
+def exports(random_export, simclr_run):
+  """A pretext-style export (a net with its own logits, random weights) and a contrastive one
+  (SimCLR trained two steps, with its projection head): the session's shared exports."""
+  return {"rotation": random_export, "simclr": simclr_run[1]}
 
 
 @pytest.mark.parametrize("kind", ["rotation", "simclr"])

@@ -4,11 +4,12 @@ the unchanged command line on real Fashion-MNIST records. No file of tfssl is to
 
 import json
 import os
-import subprocess
 import sys
 import textwrap
 
 import pytest
+
+from helpers import cli
 
 PLUGIN = textwrap.dedent('''
     """Flip prediction: was this view mirrored left-right? A two-view pretext task."""
@@ -97,16 +98,17 @@ FLAGFILE = """\
 def plugin_env(tmp_path):
   (tmp_path / "my_ssl_plugin.py").write_text(PLUGIN)
   (tmp_path / "flip.cfg").write_text(FLAGFILE)
-  env = dict(os.environ, TFSSL_PLUGINS="my_ssl_plugin",
-             PYTHONPATH=os.pathsep.join([str(tmp_path)] + sys.path))
+  env = cli.child_env(TFSSL_PLUGINS="my_ssl_plugin",
+                      PYTHONPATH=os.pathsep.join([str(tmp_path)] + sys.path))
   return env, str(tmp_path / "flip.cfg")
 
 
 def _cli(args, env, repo_root):
-  return subprocess.run([sys.executable, "-m", "tfssl.train_and_eval"] + args, cwd=repo_root,
-                        env=env, capture_output=True, text=True, timeout=600)
+  # A real process: the plugin is imported from $TFSSL_PLUGINS when the command starts.
+  return cli.process(args, env=env, cwd=repo_root)
 
 
+@pytest.mark.slow
 def test_a_method_registered_from_outside_trains_through_the_cli(plugin_env, tmp_path,
                                                                 fashion_mnist_dir, repo_root):
   env, flagfile = plugin_env
@@ -134,12 +136,11 @@ def test_the_views_check_holds_for_a_method_from_outside(plugin_env, tmp_path, f
   assert not os.path.exists(workdir)
 
 
-def test_without_the_plugin_its_dataset_name_is_unknown(tmp_path, fashion_mnist_dir, repo_root):
-  env = dict(os.environ)
-  env.pop("TFSSL_PLUGINS", None)
-  proc = _cli(["--task=supervised", "--architecture=resnet50", "--dataset=my_photos",
-               "--dataset_dir=" + fashion_mnist_dir, "--workdir=" + str(tmp_path / "w"),
-               "--batch_size=8", "--lr=0.1", "--epochs=1", "--preprocessing=resize",
-               "--resize_size=32"], env, repo_root)
+def test_without_the_plugin_its_dataset_name_is_unknown(tmp_path, fashion_mnist_dir):
+  # In this process, where no plugin was ever loaded.
+  proc = cli.train_and_eval(["--task=supervised", "--architecture=resnet50", "--dataset=my_photos",
+                             "--dataset_dir=" + fashion_mnist_dir,
+                             "--workdir=" + str(tmp_path / "w"), "--batch_size=8", "--lr=0.1",
+                             "--epochs=1", "--preprocessing=resize", "--resize_size=32"])
   assert proc.returncode == 2
   assert "unknown --dataset=my_photos" in proc.stderr

@@ -1,4 +1,5 @@
-"""What a run does when the data or the disk fails, through the command line on real Fashion-MNIST.
+"""What a run does when the data or the disk fails, through the command line on real Fashion-MNIST
+(in this process, tests/helpers/cli.py; one real process for the exit code of a run error).
 
 - A corrupt TFRecord shard stops the run with one `tfssl: error:` line naming the shard and a
   non-zero exit; --skip_corrupt_records keeps training and reports what it skipped. The damaged
@@ -16,10 +17,10 @@ where TensorFlow writes the next checkpoint's shards (`<prefix>_temp/`) for the 
 import json
 import os
 import re
-import subprocess
-import sys
 
 import pytest
+
+from helpers import cli as helpers_cli
 
 pytestmark = pytest.mark.slow
 
@@ -31,17 +32,15 @@ HELD_OUT = "train-00009-of-00010"  # the real last shard: the copies' `val` spli
 RECORDS, BAD = 40, 20  # the damaged shard's records, and the index of the damaged one
 
 
-def cli(workdir, dataset_dir, *flags, **values):
+def cli(workdir, dataset_dir, *flags, process=False, **values):
+  """The command line on RUN's settings: in this process, or in a real one with `process`."""
   run = dict(RUN, workdir=str(workdir), dataset_dir=str(dataset_dir), **values)
-  env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
-  env.pop("TF_CONFIG", None)
-  return subprocess.run([sys.executable, "-m", "tfssl.train_and_eval"]
-                        + ["--%s=%s" % kv for kv in run.items()] + list(flags),
-                        capture_output=True, text=True, env=env, timeout=600)
+  args = helpers_cli.flags_of(run) + list(flags)
+  return helpers_cli.process(args) if process else helpers_cli.train_and_eval(args)
 
 
 def error_lines(stderr):
-  return [line for line in stderr.splitlines() if line.startswith("tfssl: error:")]
+  return helpers_cli.error_lines(stderr)
 
 
 def frame(data):
@@ -106,15 +105,17 @@ def test_a_corrupt_shard_stops_the_run_with_one_line_naming_it(tmp_path, damaged
   assert not workdir.exists() or not [f for f in os.listdir(workdir) if f.startswith("ckpt-")]
 
 
-def test_skip_corrupt_records_trains_on_and_reports_what_it_skipped(tmp_path, damaged):
+def test_skip_corrupt_records_trains_on_and_reports_what_it_skipped(tmp_path, damaged, capfd):
   kind, data_dir = damaged
   # One pass over the shard is 2 steps' worth of examples, so 3 steps read every record.
   done = cli(tmp_path / "w", data_dir, "--skip_corrupt_records", train_steps=3)
   assert done.returncode == 0, done.stderr[-4000:]
   assert not error_lines(done.stderr)
+  # The input pipeline's reports are tf.print's, on file descriptor 2 (the process's stderr).
+  stderr = done.stderr + capfd.readouterr().err
   path = os.path.join(data_dir, DAMAGED)
-  reports = [line for line in done.stderr.splitlines() if path in line]
-  assert reports, done.stderr[-4000:]
+  reports = [line for line in stderr.splitlines() if path in line]
+  assert reports, stderr[-4000:]
   if kind == "read":
     # After a checksum failure the rest of the shard cannot be framed: the loss is told in bytes.
     size = os.path.getsize(path)
@@ -131,7 +132,8 @@ def test_skip_corrupt_records_trains_on_and_reports_what_it_skipped(tmp_path, da
 def test_a_workdir_that_cannot_be_created_is_one_clear_line(tmp_path, fashion_mnist_dir):
   blocker = tmp_path / "a_file"
   blocker.write_text("not a directory")
-  done = cli(blocker / "workdir", fashion_mnist_dir, train_steps=2)
+  # A real process: the exit code and line of an error found while running.
+  done = cli(blocker / "workdir", fashion_mnist_dir, process=True, train_steps=2)
   assert done.returncode == 1
   errors = error_lines(done.stderr)
   assert len(errors) == 1 and str(blocker / "workdir") in errors[0], done.stderr[-3000:]

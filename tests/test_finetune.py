@@ -74,6 +74,7 @@ def test_block_of_reads_the_object_graph_path():
   assert block_of_paths(["variable_list/7", "net/final_bn/beta"]) == AFTER_BLOCKS
 
 
+@pytest.mark.slow  # the ResNet-50 export and its traced steps
 def test_every_resnet_variable_has_a_place(export_dir):
   task = Finetune(Config.make(task="finetune", hub_module=export_dir),
                   TaskContext(num_classes=NUM_CLASSES))
@@ -89,6 +90,7 @@ def test_every_resnet_variable_has_a_place(export_dir):
   assert after == ["final_bn", "logits_layer"]
 
 
+@pytest.mark.slow  # the ResNet-50 export and its traced steps
 @pytest.mark.parametrize("k", [-1, 0, 2, 4])
 def test_fine_tune_after_block_trains_only_what_follows_block_k(export_dir, k):
   task = make_task(export_dir, k)
@@ -119,6 +121,7 @@ def test_fine_tune_after_block_trains_only_what_follows_block_k(export_dir, k):
   assert len(trained) == expected
 
 
+@pytest.mark.slow  # the ResNet-50 export and its traced steps
 def test_head_only_runs_the_export_in_inference_mode(export_dir):
   # With k = 4 the training features must be the export's inference-mode pre_logits.
   task = make_task(export_dir, 4)
@@ -130,6 +133,7 @@ def test_head_only_runs_the_export_in_inference_mode(export_dir):
   assert not np.allclose(features.numpy(), training.numpy(), atol=1e-3)
 
 
+@pytest.mark.slow  # the ResNet-50 export and its traced steps
 def test_the_checkpoint_holds_the_trained_backbone(export_dir, tmp_path):
   task = make_task(export_dir, -1)
   run_steps(task)
@@ -145,6 +149,7 @@ def test_the_checkpoint_holds_the_trained_backbone(export_dir, tmp_path):
     np.testing.assert_array_equal(a.numpy(), b.numpy())
 
 
+@pytest.mark.slow  # the ResNet-50 export and its traced steps
 def test_the_fine_tuned_export_gives_the_new_logits(export_dir, tmp_path):
   task = make_task(export_dir, 2)
   run_steps(task, 1)
@@ -162,6 +167,7 @@ def test_the_fine_tuned_export_gives_the_new_logits(export_dir, tmp_path):
                              atol=atol)
 
 
+@pytest.mark.slow  # the ResNet-50 export and its traced steps
 def test_a_missing_export_or_a_bad_block_is_refused(export_dir, tmp_path):
   ctx = TaskContext(num_classes=NUM_CLASSES)
   with pytest.raises(ValueError, match="--hub_module"):
@@ -180,12 +186,10 @@ FASHION = dict(task="finetune", dataset="fashion_mnist", train_split="train", va
 
 
 @pytest.fixture(scope="module")
-def fashion_export(tmp_path_factory):
-  """A randomly initialised CIFAR ResNet-18 (filters_factor 1) export for 32x32 images."""
-  net = get_net("cifar_resnet18", 10, filters_factor=1)
-  net(tf.zeros([1, 32, 32, 3]), training=False)
-  path = str(tmp_path_factory.mktemp("fashion") / "export")
-  return save_export(ExportModule(net, input_shape=(None, 32, 32, 3)), path)
+def fashion_export(random_export):
+  """A randomly initialised CIFAR ResNet-18 (filters_factor 1) export for 32x32 images, with
+  10-way logits (conftest.random_export)."""
+  return random_export
 
 
 def subset_batches(config, spec, subset, is_training, batch_size):
@@ -213,9 +217,9 @@ def test_finetuning_on_one_percent_of_fashion_mnist_lowers_the_loss(fashion_mnis
   subset = subsets.training_subset(config, spec)
   # By hand: round(n_c / 100) of each class's n_c records in the train split (9 of 10 shards).
   label = {"image/class/label": tf.io.FixedLenFeature([], tf.int64)}
-  labels = tf.data.TFRecordDataset(spec.files("train")).map(
-      lambda r: tf.io.parse_single_example(r, label)["image/class/label"])
-  counts = np.bincount(np.fromiter(labels.as_numpy_iterator(), np.int64) - 1, minlength=10)
+  labels = tf.data.TFRecordDataset(spec.files("train")).batch(4096).map(
+      lambda r: tf.io.parse_example(r, label)["image/class/label"])
+  counts = np.bincount(np.concatenate(list(labels.as_numpy_iterator())) - 1, minlength=10)
   assert subset.class_counts == tuple(max(1, int(np.floor(c / 100 + 0.5))) for c in counts)
   task = Finetune(config, TaskContext(num_classes=10))
   fixed = next(iter(subset_batches(config, spec, subset, False, 128)))

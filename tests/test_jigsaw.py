@@ -10,37 +10,14 @@ from tfssl.tasks import permutations
 from tfssl.tasks.base import TaskContext
 from tfssl.tasks.jigsaw import Jigsaw
 from tfssl.tasks.patch_common import HEAD_WEIGHT_DECAY
-from real_training import losses_on_one_real_batch
-
-
-class TileId(keras.Model):
-  """Stub backbone: a tile's embedding is scale * the first two channels of its pixel (0, 0)."""
-
-  def __init__(self):
-    super().__init__()
-    self.scale = self.add_weight(shape=(), initializer="ones", name="scale")
-
-  def call(self, images, training=False):
-    embeddings = self.scale * images[:, 0, 0, :2]
-    return embeddings, {"logits": embeddings}
-
-
-class FixedLinear(keras.Model):
-  """Stub head: logits = rows @ kernel, the kernel set by the test."""
-
-  def __init__(self, kernel):
-    super().__init__()
-    self.kernel = self.add_weight(shape=kernel.shape, initializer=keras.initializers.Constant(kernel),
-                                  name="kernel")
-
-  def call(self, rows, training=False):
-    return tf.matmul(rows, self.kernel)
+from helpers.stubs import FixedLinear, PixelEmbedding
+from helpers.real_training import losses_on_one_real_batch
 
 
 def _stub_jigsaw(config, head_kernel=None):
   class StubJigsaw(Jigsaw):
     def make_backbone(self):
-      return TileId()
+      return PixelEmbedding()
 
     def make_head(self, num_classes):
       kernel = head_kernel if head_kernel is not None else np.zeros((18, num_classes), np.float32)

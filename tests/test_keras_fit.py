@@ -1,17 +1,14 @@
 """Training the Keras way (tfssl/keras_api.py): `fit` takes the trainer's steps, and runs under a
 two-replica MirroredStrategy, on real Fashion-MNIST records."""
 
-import json
-import os
-import subprocess
-import sys
-import textwrap
-
 import numpy as np
+import pytest
 
 import tfssl
 from tfssl.config import Config
 
+
+pytestmark = pytest.mark.slow
 
 def rotation_config(workdir, data_dir, **overrides):
   values = dict(task="rotation", architecture="cifar_resnet18", filters_factor=1,
@@ -56,43 +53,28 @@ def test_fit_takes_the_same_steps_as_the_trainer(tmp_path, fashion_mnist_dir):
   assert {id(v) for v in encoder.trainable_variables} <= {id(v) for v in task.trainable_variables}
 
 
-_MIRRORED = textwrap.dedent('''
-    import json, sys
-    import tensorflow as tf
-    cpu = tf.config.list_physical_devices("CPU")[0]
-    tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
-    import tfssl
-    from tfssl.config import Config
-    config = Config.make(**json.loads(sys.argv[1]))
-    out = {}
-    for name, strategy in (("two", tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])),
-                           ("one", tf.distribute.OneDeviceStrategy("/cpu:0"))):
-      with strategy.scope():
-        task = tfssl.build_task(config)
-      history = task.fit(tfssl.training_dataset(config), epochs=2, steps_per_epoch=1, verbose=0)
-      out[name] = {"replicas": strategy.num_replicas_in_sync, "loss": history.history["loss"],
-                   "step": int(task.optimizer.iterations.numpy())}
-    print("RESULT " + json.dumps(out))
-''')
-
-
-def test_fit_under_a_two_replica_mirrored_strategy_matches_one_replica(tmp_path, fashion_mnist_dir,
-                                                                       repo_root):
+def test_fit_under_a_two_replica_mirrored_strategy_matches_one_replica(tmp_path, fashion_mnist_dir):
   # SimCLR gathers its negatives from every replica and synchronises BatchNorm: with the global
-  # batch split over two replicas its loss is the one-replica loss of the same batch.
-  values = dict(task="simclr", architecture="cifar_resnet18", filters_factor=1,
-                dataset="fashion_mnist", dataset_dir=fashion_mnist_dir, batch_size=16,
-                preprocessing="simclr_augment", image_size=32, lr=1e-4, optimizer="adam",
-                train_steps=2, random_seed=5, workdir=str(tmp_path / "w"),
-                lineareval_while_pretraining=False)
-  proc = subprocess.run([sys.executable, "-c", _MIRRORED, json.dumps(values)], cwd=repo_root,
-                        capture_output=True, text=True, timeout=900,
-                        env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"))
-  assert proc.returncode == 0, proc.stderr[-3000:]
-  line = [l for l in proc.stdout.splitlines() if l.startswith("RESULT ")][-1]
-  out = json.loads(line[len("RESULT "):])
+  # batch split over two replicas its loss is the one-replica loss of the same batch. The two
+  # logical CPUs are the test process's own (tests/conftest.py).
+  import tensorflow as tf
+  from tfssl.runtime.strategy import mirrored_strategy, split_cpu
+  config = Config.make(task="simclr", architecture="cifar_resnet18", filters_factor=1,
+                       dataset="fashion_mnist", dataset_dir=fashion_mnist_dir, batch_size=16,
+                       preprocessing="simclr_augment", image_size=32, lr=1e-4, optimizer="adam",
+                       train_steps=2, random_seed=5, workdir=str(tmp_path / "w"),
+                       lineareval_while_pretraining=False)
+  out = {}
+  for name, strategy in (("two", mirrored_strategy(split_cpu(2))),
+                         ("one", tf.distribute.OneDeviceStrategy("/cpu:0"))):
+    with strategy.scope():
+      task = tfssl.build_task(config)
+    history = task.fit(tfssl.training_dataset(config), epochs=2, steps_per_epoch=1, verbose=0)
+    out[name] = {"replicas": strategy.num_replicas_in_sync, "loss": history.history["loss"],
+                 "step": int(task.optimizer.iterations.numpy())}
   assert out["two"]["replicas"] == 2 and out["one"]["replicas"] == 1
   assert out["two"]["step"] == out["one"]["step"] == 2
+  assert len(out["two"]["loss"]) == len(out["one"]["loss"]) == 2  # one loss per epoch
   two, one = np.array(out["two"]["loss"]), np.array(out["one"]["loss"])
   assert np.all(np.isfinite(two)) and two[0] > 1.0  # NT-Xent of 2x16 views starts near log(31)
   np.testing.assert_allclose(two, one, rtol=2e-3)

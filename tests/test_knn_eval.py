@@ -37,21 +37,10 @@ def tiny_dir(tmp_path_factory, fashion_mnist_dir):
 
 
 @pytest.fixture(scope="module")
-def pretrained(tmp_path_factory, tiny_dir):
-  """Two SimCLR steps by the trainer: a workdir with its checkpoint and flags, and an export.
-
-  A small lr keeps the representation bounded: at lr 0.1 two steps blew inference-mode features
-  up to ~1e15 (the moving statistics still at their start), where float32 rounding alone makes
-  elements differ by 1e-4 relative between two correct computations."""
-  from tfssl.trainer import Trainer
-  workdir = str(tmp_path_factory.mktemp("simclr_run"))
-  config = Config.make(task="simclr", architecture="cifar_resnet18", filters_factor=1,
-                       dataset="tfrecord", dataset_dir=tiny_dir, batch_size=8, image_size=32,
-                       preprocessing="simclr_augment", workdir=workdir, random_seed=3, lr=1e-3,
-                       train_steps=2, save_checkpoints_secs=3600)
-  trainer = Trainer(config)
-  trainer.train()
-  return config, trainer.export(trainer.step)
+def pretrained(simclr_run):
+  """Two SimCLR steps by the trainer (conftest.simclr_run): its config, whose workdir holds the
+  checkpoint and flags, and the export of its last step."""
+  return simclr_run
 
 
 def knn_config(tiny_dir, workdir, **overrides):
@@ -125,6 +114,7 @@ def test_knn_eval_on_an_export_is_the_weighted_vote(tiny_dir, tmp_path):
     assert json.load(f)[-1]["kind"] == "knn_eval"
 
 
+@pytest.mark.slow
 def test_knn_eval_restores_the_checkpoint_the_trainer_wrote(tiny_dir, pretrained, tmp_path):
   from tfssl.models.export import load_export
   from tfssl.tools import knn_eval

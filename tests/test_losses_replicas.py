@@ -1,21 +1,22 @@
 """N replicas equal one: the gathering losses on 2 replicas against one replica on the same batch.
 
-The replicas are 2 logical CPU devices under MirroredStrategy, and 2 localhost workers of
-MultiWorkerMirroredStrategy. Logical devices can only be set up before TensorFlow initialises its
-devices (another test module may already have done so in the pytest process) and a worker needs
-its own process, so this file runs itself as child processes (`python tests/test_losses_replicas.py
-mirrored OUT.npz` / `multi_worker OUT.npz INDEX PORTS`) that compute every loss and input gradient
-per replica and save them; the tests compare them with one replica's values computed here.
+The replicas are 2 logical CPU devices under MirroredStrategy (the test process's own, split when
+the session starts: tests/conftest.py), and 2 localhost workers of MultiWorkerMirroredStrategy. A
+worker needs its own process, so for those this file runs itself as child processes (`python
+tests/test_losses_replicas.py multi_worker OUT.npz INDEX PORTS`). Each side computes every loss and
+input gradient per replica and saves them; the tests compare them with one replica's values.
 """
 
 import json
 import os
-import socket
 import subprocess
 import sys
 
 import numpy as np
 import pytest
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # helpers, also in the children
+from helpers.ports import free_ports  # noqa: E402
 
 REPLICAS, LOCAL = 2, 4
 GLOBAL = REPLICAS * LOCAL
@@ -71,9 +72,8 @@ def _child(kind, path, worker=0, ports=""):
   from tfssl import losses
 
   if kind == "mirrored":
-    cpu = tf.config.list_physical_devices("CPU")[0]
-    tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
-    strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+    from tfssl.runtime.strategy import mirrored_strategy, split_cpu
+    strategy = mirrored_strategy(split_cpu(REPLICAS))
   else:
     strategy = tf.distribute.MultiWorkerMirroredStrategy()
   assert strategy.num_replicas_in_sync == REPLICAS
@@ -104,26 +104,18 @@ def _child(kind, path, worker=0, ports=""):
   np.savez(path, **flat)
 
 
-def _free_ports(count):
-  sockets = [socket.socket() for _ in range(count)]
-  for s in sockets:
-    s.bind(("localhost", 0))
-  ports = [s.getsockname()[1] for s in sockets]
-  for s in sockets:
-    s.close()
-  return ports
-
-
 def _run_children(kind, directory):
   env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", CUDA_VISIBLE_DEVICES="")
   env.pop("TF_CONFIG", None)
   me = os.path.abspath(__file__)
   if kind == "mirrored":
-    commands = [[sys.executable, me, kind, str(directory / "0.npz")]]
-  else:
-    ports = ",".join(str(p) for p in _free_ports(REPLICAS))
-    commands = [[sys.executable, me, kind, str(directory / ("%d.npz" % w)), str(w), ports]
-                for w in range(REPLICAS)]
+    # The test process's own two logical CPUs (tests/conftest.py): no child needed.
+    _child("mirrored", str(directory / "0.npz"))
+    with np.load(directory / "0.npz") as part:
+      return dict(part)
+  ports = ",".join(str(p) for p in free_ports(REPLICAS))
+  commands = [[sys.executable, me, kind, str(directory / ("%d.npz" % w)), str(w), ports]
+              for w in range(REPLICAS)]
   procs = [subprocess.Popen(c, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                             text=True) for c in commands]
   try:
@@ -143,7 +135,8 @@ def _run_children(kind, directory):
 
 # ---- the tests: one replica here ---------------------------------------------------------------
 
-@pytest.fixture(scope="module", params=["mirrored", "multi_worker"])
+@pytest.fixture(scope="module",
+                params=["mirrored", pytest.param("multi_worker", marks=pytest.mark.slow)])
 def replicated(request, tmp_path_factory):
   return _run_children(request.param, tmp_path_factory.mktemp(request.param))
 
@@ -199,7 +192,4 @@ def test_sinkhorn_codes_equal_the_single_replica_codes(replicated, single):
 
 
 if __name__ == "__main__":
-  if sys.argv[1] == "mirrored":
-    _child("mirrored", sys.argv[2])
-  else:
-    _child("multi_worker", sys.argv[2], int(sys.argv[3]), sys.argv[4])
+  _child("multi_worker", sys.argv[2], int(sys.argv[3]), sys.argv[4])

@@ -485,6 +485,7 @@ def test_mlp_and_linear_heads_by_hand():
 
 
 # One of each net class (cifar_resnet50 is the SmallResNet of cifar_resnet18 and resnet18).
+@pytest.mark.slow
 @pytest.mark.parametrize("architecture", ["resnet50", "revnet50", "vgg19", "cifar_resnet18", "resnet18"])
 def test_every_net_keeps_the_blocks_convention_fine_tuning_reads(architecture, tmp_path):
   """models/export_graph.py: stages in order in `blocks`, the stem in root_conv/root_bn. Through a

@@ -3,7 +3,7 @@
 
 What is compared. Each worker's input pipeline reads its own files (worker i reads shards i, i + 2,
 ...), so a one-process run reading every file sees other examples and cannot match. The reference
-(tests/pipeline_reference.py) therefore trains one replica in one process on exactly the examples
+(tests/helpers/pipeline_reference.py, run in the test's own process) therefore trains one replica in one process on exactly the examples
 the workers read: at each step the two workers' batches side by side, one global batch of the same
 size. It also writes the checkpoint at step 0 that both workers resume from, so both runs start
 from the same weights. The per-step loss the chief logs to TensorBoard and the weights in its final
@@ -18,19 +18,19 @@ import json
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import time
 
-import numpy as np
 import pytest
 
-import equivalence
+from helpers import equivalence
+from helpers.cli import child_env, flags_of
+from helpers.pipeline_reference import reference_run
+from helpers.ports import free_ports
 
 pytestmark = pytest.mark.slow
 
-HERE = os.path.dirname(os.path.abspath(__file__))
 WORKERS, STEPS, GLOBAL_BATCH = 2, 3, 16
 
 COMMON = dict(architecture="resnet18", filters_factor=1, dataset="fashion_mnist",
@@ -44,26 +44,6 @@ TASKS = {
 }
 
 
-def free_ports(count):
-  sockets = [socket.socket() for _ in range(count)]
-  for s in sockets:
-    s.bind(("127.0.0.1", 0))
-  ports = [s.getsockname()[1] for s in sockets]
-  for s in sockets:
-    s.close()
-  return ports
-
-
-def base_env():
-  env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
-  env.pop("TF_CONFIG", None)
-  return env
-
-
-def flags_of(values):
-  return ["--%s=%s" % (k, v) for k, v in values.items()]
-
-
 class Workers:
   """Two `python -m tfssl.train_and_eval` processes of one multi-worker job."""
 
@@ -73,7 +53,7 @@ class Workers:
     self.logs = [tmp_path / ("%s-worker%d.log" % (name, i)) for i in range(WORKERS)]
     self.procs = []
     for i in range(WORKERS):
-      env = base_env()
+      env = child_env()
       env["TF_CONFIG"] = json.dumps({"cluster": cluster, "task": {"type": "worker", "index": i}})
       with open(self.logs[i], "w") as log:
         self.procs.append(subprocess.Popen(
@@ -111,16 +91,9 @@ def workers():
     job.kill()
 
 
-def run_reference(tmp_path, values):
-  spec = dict(config=values, workers=WORKERS, steps=STEPS, out=str(tmp_path / "reference.npz"))
-  spec_path = tmp_path / "reference.json"
-  spec_path.write_text(json.dumps(spec))
-  done = subprocess.run([sys.executable, os.path.join(HERE, "pipeline_reference.py"),
-                         str(spec_path)], capture_output=True, text=True, env=base_env(),
-                        timeout=600)
-  assert done.returncode == 0, done.stderr[-4000:]
-  with np.load(spec["out"]) as out:
-    return dict(out)
+def run_reference(values):
+  """The one-process reference (tests/helpers/pipeline_reference.py), in this process."""
+  return reference_run(values, WORKERS, STEPS)
 
 
 def logged_scalars(summary_dir, tag):
@@ -155,7 +128,8 @@ def test_two_workers_train_what_one_process_trains(tmp_path, fashion_mnist_dir, 
   workdir = tmp_path / "workdir"
   values = dict(COMMON, dataset_dir=fashion_mnist_dir, workdir=str(workdir), train_steps=STEPS,
                 **TASKS[task])
-  reference = run_reference(tmp_path, values)
+  reference = run_reference(values)
+  assert int(reference["global_step"]) == STEPS
   assert checkpoint_steps(workdir) == [0]
 
   job = workers(tmp_path, task, values)

@@ -1,9 +1,6 @@
 """Learning-rate schedules and optimizers against hand computations and the TF1 originals."""
 
 import math
-import os
-import subprocess
-import sys
 
 import keras
 import numpy as np
@@ -229,12 +226,11 @@ def test_unknown_optimizer_is_one_clear_line():
     optimizers.build_optimizer(_config(optimizer="rmsprop"), optimizers.WarmupSchedule(0.1))
 
 
-# ---- LARS on 2 replicas (a child process: logical devices need a fresh TF) --------------------
+# ---- LARS on 2 replicas (the two logical CPUs of the test process, tests/conftest.py) ------
 
-def _mirrored_child(path):
-  cpu = tf.config.list_physical_devices("CPU")[0]
-  tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
-  strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+def _mirrored_run(path):
+  from tfssl.runtime.strategy import mirrored_strategy, split_cpu
+  strategy = mirrored_strategy(split_cpu(2))
   rng = np.random.default_rng(1)
   # Each replica has its own gradients; the optimizer sums them across replicas.
   local_grads = [[[rng.normal(size=s).astype(np.float32) for s in ((3, 2), (2,), (2,), (2,))]
@@ -259,12 +255,10 @@ def _mirrored_child(path):
 
 def test_lars_under_mirrored_strategy_equals_one_device_with_summed_gradients(tmp_path):
   path = str(tmp_path / "lars.npz")
-  env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", CUDA_VISIBLE_DEVICES="")
-  proc = subprocess.run([sys.executable, os.path.abspath(__file__), path], env=env,
-                        capture_output=True, text=True, timeout=600)
-  assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-5000:]
+  _mirrored_run(path)
   with np.load(path, allow_pickle=False) as saved:
     arrays = [saved["arr_%d" % i] for i in range(len(saved.files))]
+  assert len(arrays) == 4 + 2 * 2 * 4  # the trained variables, then [step][replica][variable]
   trained, flat_grads = arrays[:4], arrays[4:]
   grads = np.empty(16, dtype=object)
   grads[:] = flat_grads
@@ -274,10 +268,6 @@ def test_lars_under_mirrored_strategy_equals_one_device_with_summed_gradients(tm
   want = _lars_reference(weights, summed, 0.5, 0.9, 0.1, 0.001, [True, False, False, False])
   for got, expected in zip(trained, want):
     np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-7)
-
-
-if __name__ == "__main__":
-  _mirrored_child(sys.argv[1])
 
 
 def test_lars_is_told_the_nets_weight_decay_exemptions():

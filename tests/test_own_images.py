@@ -5,14 +5,13 @@ Keras's fit and Adam on a few labelled images."""
 
 import json
 import os
-import subprocess
-import sys
 import textwrap
 
 import numpy as np
 import pytest
 from PIL import Image
 
+from helpers import cli
 from tfssl.tools import idx_files
 
 FASHION_IDX = "/usr/share/datasets/fashion-mnist"
@@ -42,11 +41,6 @@ def photos(tmp_path_factory, fashion_mnist_dir):
   return folder, len(images)
 
 
-def cli(module, args, repo_root):
-  return subprocess.run([sys.executable, "-m", module] + args, cwd=repo_root, capture_output=True,
-                        text=True, timeout=900)
-
-
 PRETRAIN = ["--task=simclr", "--architecture=cifar_resnet18", "--filters_factor=1",
             "--dataset=tfrecord", "--batch_size=16", "--preprocessing=simclr_augment",
             "--image_size=32", "--lr=1e-3", "--optimizer=adam", "--train_steps=4",
@@ -73,13 +67,16 @@ FINE_TUNE = textwrap.dedent('''
 
 @pytest.mark.slow
 def test_a_folder_of_photos_to_a_fine_tuned_encoder(photos, tmp_path, repo_root,
-                                                     fashion_mnist_dir):
+                                                     fashion_mnist_dir, capsys):
+  # The commands in this process (tests/helpers/cli.py); the fine-tuning in a fresh one, which
+  # has only the export.
   folder, count = photos
   records = tmp_path / "records"
-  proc = cli("tfssl.tools.build_tfrecords", ["--source=folder", "--train_dir=%s" % folder,
-                                             "--output_dir=%s" % records], repo_root)
-  assert proc.returncode == 0, proc.stderr[-3000:]
-  assert "no labels" in proc.stderr
+  code = cli.build_tfrecords(["--source=folder", "--train_dir=%s" % folder,
+                              "--output_dir=%s" % records])
+  stderr = capsys.readouterr().err
+  assert code == 0, stderr[-3000:]
+  assert "no labels" in stderr
   with open(records / "dataset_info.json") as f:
     manifest = json.load(f)
   assert manifest["labeled"] is False and manifest["num_classes"] == 0
@@ -93,22 +90,22 @@ def test_a_folder_of_photos_to_a_fine_tuned_encoder(photos, tmp_path, repo_root,
   for extra, flag in (([], "--nolineareval_while_pretraining"),
                       (["--task=supervised", "--preprocessing=resize,-1_to_1", "--resize_size=32"],
                        "without labels")):
-    refused = cli("tfssl.train_and_eval", base + extra, repo_root)
+    refused = cli.train_and_eval(base + extra)
     assert refused.returncode == 2, refused.stderr[-2000:]
     lines = [l for l in refused.stderr.splitlines() if l.startswith("tfssl: error:")]
     assert len(lines) == 1 and flag in lines[0], refused.stderr[-2000:]
     assert not workdir.exists()
 
   base.append("--nolineareval_while_pretraining")
-  trained = cli("tfssl.train_and_eval", base, repo_root)
+  trained = cli.train_and_eval(base)
   assert trained.returncode == 0, trained.stderr[-3000:]
-  exported = cli("tfssl.train_and_eval", base + ["--run_eval", "--eval_timeout_secs=5"], repo_root)
+  exported = cli.train_and_eval(base + ["--run_eval", "--eval_timeout_secs=5"])
   assert exported.returncode == 0, exported.stderr[-3000:]
   export = workdir / "export" / "4"
   assert (export / "saved_model.pb").exists()
 
-  tuned = subprocess.run([sys.executable, "-c", FINE_TUNE, str(export), fashion_mnist_dir],
-                         cwd=repo_root, capture_output=True, text=True, timeout=900)
+  tuned = cli.process([str(export), fashion_mnist_dir], code=FINE_TUNE, cwd=repo_root,
+                      timeout=900)
   assert tuned.returncode == 0, tuned.stderr[-3000:]
   losses = [float(v) for v in tuned.stdout.split("LOSSES", 1)[1].split()]
   assert np.all(np.isfinite(losses)) and losses[-1] < losses[0]

@@ -2,20 +2,23 @@
 
 Each precision trains a few supervised steps and must give a finite loss on one fixed batch that
 is lower after training than before (losses compared, never timings). The Keras policy is
-process-global, so each run is its own interpreter. --jit_compile and --steps_per_execution go
-through the command line and must count global steps exactly as a plain run does.
-benchmarks/precision.py, which sets fp32 beside mixed_bfloat16 from one seed, is checked here too.
+process-global: each run sets it through the trainer's runtime and the test puts float32 back.
+--jit_compile and --steps_per_execution go through the command line (in this process,
+tests/helpers/cli.py) and must count global steps exactly as a plain run does.
+benchmarks/precision.py, which sets fp32 beside mixed_bfloat16 from one seed, is checked here too,
+as the script it is.
 """
 
 import json
 import os
 import re
 import shutil
-import subprocess
-import sys
-import textwrap
 
+import keras
 import pytest
+import tensorflow as tf
+
+from helpers import cli
 
 pytestmark = pytest.mark.slow
 
@@ -25,59 +28,45 @@ RUN = dict(task="supervised", architecture="resnet18", filters_factor=1, dataset
            weight_decay=1e-4, random_seed=7, train_steps=STEPS, log_every_steps=4,
            save_checkpoints_secs=3600)
 
-# Runs in a fresh interpreter: trains STEPS steps and prints what the test checks as JSON.
-TRAIN_AND_MEASURE = """
-import json, sys
-from tfssl.runtime.cpu_defaults import apply_cpu_defaults
-apply_cpu_defaults()
-import keras
-import tensorflow as tf
-from tfssl.config import Config
-from tfssl.data import datasets
-from tfssl.trainer import Trainer
 
-config = Config.make(**json.loads(sys.argv[1]))
-trainer = Trainer(config)
-task = trainer.build()
-batch = next(iter(datasets.make_input_fn(config, "test", False, batch_size=64)(None)))
+def train_and_measure(tmp_path, **overrides):
+  """Trains STEPS steps at the run's precision; what the test checks, as a dict."""
+  from tfssl.config import Config
+  from tfssl.data import datasets
+  from tfssl.trainer import Trainer
+  config = Config.make(**dict(RUN, workdir=str(tmp_path / "workdir"), **overrides))
+  try:
+    trainer = Trainer(config)
+    task = trainer.build()
+    batch = next(iter(datasets.make_input_fn(config, "test", False, batch_size=64)(None)))
 
-def fixed_loss():
-  # Batch statistics: after a few steps BatchNorm's moving averages still mostly hold their
-  # initial values, which says nothing about what the weights learned.
-  logits = task(batch, training=True)
-  return float(tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(
-      batch["label"], tf.cast(logits, tf.float32))))
+    def fixed_loss():
+      # Batch statistics: after a few steps BatchNorm's moving averages still mostly hold their
+      # initial values, which says nothing about what the weights learned.
+      logits = task(batch, training=True)
+      return float(tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(
+          batch["label"], tf.cast(logits, tf.float32))))
 
-before = fixed_loss()
-trainer.train()
-after = fixed_loss()
-convs = [l for l in task.backbone._flatten_layers() if isinstance(l, keras.layers.Conv2D)]
-print(json.dumps({
-    "before": before, "after": after, "step": trainer.step,
-    "policy": trainer.runtime.policy,
-    # The logits conv computes in float32 on purpose (softmax and losses in float32).
-    "conv_compute_dtypes": sorted({c.compute_dtype for c in convs if c.name != "logits"}),
-    "logits_conv_dtype": [c.compute_dtype for c in convs if c.name == "logits"],
-    "variable_dtypes": sorted({v.dtype for v in task.trainable_variables}),
-    "logits_dtype": task(batch, training=False).dtype.name,
-    "optimizer": type(trainer.optimizer).__name__,
-}))
-"""
-
-
-def _env():
-  env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
-  env.pop("TF_CONFIG", None)
-  return env
-
-
-def train_in_subprocess(tmp_path, **overrides):
-  values = dict(RUN, workdir=str(tmp_path / "workdir"), **overrides)
-  done = subprocess.run([sys.executable, "-c", textwrap.dedent(TRAIN_AND_MEASURE),
-                         json.dumps(values)], capture_output=True, text=True, env=_env(),
-                        timeout=600)
-  assert done.returncode == 0, done.stderr[-4000:]
-  return json.loads(done.stdout.strip().splitlines()[-1])
+    # The runtime set Keras's process-wide policy for this run.
+    assert keras.mixed_precision.global_policy().name == trainer.runtime.policy
+    before = fixed_loss()
+    trainer.train()
+    after = fixed_loss()
+    convs = [l for l in task.backbone._flatten_layers() if isinstance(l, keras.layers.Conv2D)]
+    out = {
+        "before": before, "after": after, "step": trainer.step,
+        "policy": trainer.runtime.policy,
+        # The logits conv computes in float32 on purpose (softmax and losses in float32).
+        "conv_compute_dtypes": sorted({c.compute_dtype for c in convs if c.name != "logits"}),
+        "logits_conv_dtype": [c.compute_dtype for c in convs if c.name == "logits"],
+        "variable_dtypes": sorted({v.dtype for v in task.trainable_variables}),
+        "logits_dtype": task(batch, training=False).dtype.name,
+        "optimizer": type(trainer.optimizer).__name__,
+    }
+    trainer.close()
+    return out
+  finally:
+    keras.mixed_precision.set_global_policy("float32")
 
 
 @pytest.mark.parametrize("precision, compute, optimizer", [
@@ -91,11 +80,9 @@ def test_each_precision_trains_to_a_lower_finite_loss(tmp_path, fashion_mnist_di
   if precision == "mixed_float16":
     # float16 conv and matmul kernels exist on this CPU; a build without them must fail this
     # test rather than skip it, so the probe's answer is part of the result.
-    probe = subprocess.run([sys.executable, "-c", "from tfssl.runtime.precision import "
-                            "float16_supported as f; print(f())"], capture_output=True,
-                           text=True, env=_env(), timeout=300)
-    assert probe.stdout.strip().splitlines()[-1] == "True", probe.stderr[-2000:]
-  out = train_in_subprocess(tmp_path, dataset_dir=fashion_mnist_dir, precision=precision)
+    from tfssl.runtime.precision import float16_supported
+    assert float16_supported()
+  out = train_and_measure(tmp_path, dataset_dir=fashion_mnist_dir, precision=precision)
   assert out["step"] == STEPS
   assert out["policy"] == {"fp32": "float32"}.get(precision, precision)
   assert out["conv_compute_dtypes"] == [compute]
@@ -110,10 +97,9 @@ def test_each_precision_trains_to_a_lower_finite_loss(tmp_path, fashion_mnist_di
 
 
 def run_cli(tmp_path, data_dir, *flags):
-  args = ["--%s=%s" % (k, v) for k, v in RUN.items()]
-  args += ["--dataset_dir=%s" % data_dir, "--workdir=%s" % (tmp_path / "workdir")] + list(flags)
-  done = subprocess.run([sys.executable, "-m", "tfssl.train_and_eval"] + args,
-                        capture_output=True, text=True, env=_env(), timeout=600)
+  args = cli.flags_of(RUN) + ["--dataset_dir=%s" % data_dir,
+                              "--workdir=%s" % (tmp_path / "workdir")] + list(flags)
+  done = cli.train_and_eval(args)
   assert done.returncode == 0, done.stderr[-4000:]
   return done.stderr
 
@@ -153,10 +139,12 @@ def test_precision_benchmark_compares_one_seed_at_two_precisions(tmp_path, fashi
   """benchmarks/precision.py: both runs start from the same weights and views (their first logged
   losses agree to bfloat16's rounding), the table has a row per precision, and a rerun reuses
   the measured lines instead of training again."""
-  args = [sys.executable, "benchmarks/precision.py", "--train_steps=3", "--set=log_every_steps=1",
+  # At width 1: the script's mechanism is tested, not the demo network's speed.
+  args = ["benchmarks/precision.py", "--train_steps=3", "--set=log_every_steps=1",
+          "--set=filters_factor=1",
           "--eval_train_examples=300", "--dataset_dir=%s" % fashion_mnist_dir,
           "--workdir=%s" % (tmp_path / "runs"), "--output=%s" % (tmp_path / "precision")]
-  done = subprocess.run(args, capture_output=True, text=True, env=_env(), timeout=900)
+  done = cli.process(args, module=None, timeout=900)
   assert done.returncode == 0, done.stderr[-4000:]
   with open(tmp_path / "precision.json") as f:
     runs = json.load(f)["runs"]
@@ -172,7 +160,7 @@ def test_precision_benchmark_compares_one_seed_at_two_precisions(tmp_path, fashi
   assert re.search(r"^\| fp32 \| resnet18 x\d+ \| 3 \|", table, re.M), table
   assert re.search(r"^\| mixed_bfloat16 \| resnet18 x\d+ \| 3 \|", table, re.M), table
   shutil.rmtree(tmp_path / "runs")
-  again = subprocess.run(args, capture_output=True, text=True, env=_env(), timeout=300)
+  again = cli.process(args, module=None, timeout=300)
   assert again.returncode == 0, again.stderr[-4000:]
   assert not (tmp_path / "runs").exists()  # nothing trained the second time
   assert (tmp_path / "precision.md").read_text().split("\n", 3)[3] == table.split("\n", 3)[3]

@@ -8,8 +8,9 @@ Linear evaluation (frozen export, linear heads) is checked the same way.
 
 This holds only if the loss is scaled by the global batch (Task.minimize), contrastive negatives are
 gathered from every replica (losses.nt_xent), Sinkhorn's sums are all-reduced (losses.sinkhorn) and
-BatchNorm is synchronised (--global_bn). Each side runs in its own interpreter
-(tests/replica_worker.py): the CPU split is fixed when TensorFlow starts.
+BatchNorm is synchronised (--global_bn). Both sides run in the test's process
+(tests/helpers/replica_run.py): the CPU split into two logical devices is made once when the test
+session starts (tests/conftest.py), and a one-replica run uses /cpu:0 alone.
 
 The batch is real Fashion-MNIST (the first test images, read in order) with views made here by
 fixed flips, crops and contrast changes, so no random augmentation can make the two sides differ.
@@ -29,22 +30,16 @@ sums (oneDNN on or off, Intel or AMD): on an AMD EPYC, BYOL at lr 3e-4 ended 1.6
 one-replica run with two replicas, and 1.4e-3 away with one replica fed the same rows permuted.
 That is noise, not a replica mistake, so each task measures its own floor in the same run; the last
 test proves that the deliberate mistakes (BatchNorm not synchronised, SimCLR's negatives not
-gathered) stay far above it. tests/equivalence.py holds the measure.
+gathered) stay far above it. tests/helpers/equivalence.py holds the measure.
 """
-
-import json
-import os
-import subprocess
-import sys
 
 import numpy as np
 import pytest
 
-import equivalence
+from helpers import equivalence, replica_run
 
 pytestmark = pytest.mark.slow
 
-HERE = os.path.dirname(os.path.abspath(__file__))
 GLOBAL_BATCH, SIZE, STEPS = 8, 32, 3
 
 COMMON = dict(dataset="fashion_mnist", architecture="resnet18", filters_factor=1, mode="v2",
@@ -98,18 +93,6 @@ def fixed_batch(task, x, y):
           "label": y}
 
 
-def run_worker(tmp_path, name, spec):
-  spec_path = tmp_path / ("%s.json" % name)
-  spec_path.write_text(json.dumps(spec))
-  env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
-  env.pop("TF_CONFIG", None)
-  done = subprocess.run([sys.executable, os.path.join(HERE, "replica_worker.py"), str(spec_path)],
-                        capture_output=True, text=True, env=env, timeout=600)
-  assert done.returncode == 0, done.stderr[-4000:]
-  with np.load(spec["out"]) as out:
-    return dict(out)
-
-
 @pytest.fixture(scope="module")
 def export_dir(tmp_path_factory, fashion_mnist_dir):
   """A ResNet-18 exported at random initialisation with its BN statistics moved off 0/1 (so
@@ -140,20 +123,16 @@ def one_replica(tmp_path_factory, images, fashion_mnist_dir, export_dir):
   def run(task):
     if task not in runs:
       tmp_path = tmp_path_factory.mktemp(task)
-      batch_path = str(tmp_path / "batch.npz")
-      np.savez(batch_path, **fixed_batch(task, *images))
       config = dict(COMMON, dataset_dir=fashion_mnist_dir, workdir=str(tmp_path / "workdir"),
                     **TASKS[task])
       if task == "linear_eval":
         config["hub_module"] = export_dir
-      spec = dict(config=config, batch=batch_path, steps=STEPS, init=str(tmp_path / "init.npz"))
+      batch = fixed_batch(task, *images)
       order = np.random.default_rng(0).permutation(GLOBAL_BATCH).tolist()
-      permuted = dict(order=order, out=str(tmp_path / "permuted.npz"))
-      out = run_worker(tmp_path, "one", dict(spec, replicas=1, init=None, init_out=spec["init"],
-                                             out=str(tmp_path / "one.npz"), permuted=permuted))
-      with np.load(permuted["out"]) as again:
-        spread = compare(out, dict(again), spec)
-      runs[task] = out, spec, spread
+      out = replica_run.run(config, 1, batch, STEPS, permuted_order=order)
+      assert int(out["permuted"]["global_step"]) == STEPS
+      spec = dict(config=config, batch=batch, init=out["init"])
+      runs[task] = out, spec, compare(out, out["permuted"], spec)
     return runs[task]
 
   return run
@@ -167,11 +146,10 @@ def one_replica_spread(one_replica):
   return lambda task: one_replica(task)[2]
 
 
-def two_replicas(tmp_path, spec, **config_overrides):
+def two_replicas(tmp_path, spec, mistake=None, **config_overrides):
   """Two replicas from the one-replica run's initial weights, on its global batch."""
-  spec = dict(spec, replicas=2, out=str(tmp_path / "two.npz"),
-              config=dict(spec["config"], **config_overrides))
-  return run_worker(tmp_path, "two", spec)
+  config = dict(spec["config"], workdir=str(tmp_path / "two"), **config_overrides)
+  return replica_run.run(config, 2, spec["batch"], STEPS, init=spec["init"], mistake=mistake)
 
 
 def weights_of(out):
@@ -180,8 +158,7 @@ def weights_of(out):
 
 
 def compare(one, two, spec):
-  with np.load(spec["init"]) as start:
-    start = dict(start)
+  start = spec["init"]
   losses = [(float(one["loss_%d" % s]), float(two["loss_%d" % s])) for s in range(STEPS)]
   return equivalence.differences(losses, weights_of(one), weights_of(two), weights_of(start))
 
@@ -204,11 +181,7 @@ def test_the_comparison_sees_a_wrong_two_replica_run(tmp_path, task, mistake, on
   # Each replica normalising by its own half of the batch, or contrasting against its own half
   # only, is a different model: the proof above must tell, above the one-replica spread it allows.
   one, spec, _ = one_replica(task)
-  if "mistake" in mistake:
-    spec = dict(spec, mistake=mistake["mistake"])
-    two = two_replicas(tmp_path, spec)
-  else:
-    two = two_replicas(tmp_path, spec, **mistake)
+  two = two_replicas(tmp_path, spec, **mistake)
   diff = compare(one, two, spec)
   spread = one_replica_spread(task)
   with pytest.raises(AssertionError):

@@ -8,23 +8,8 @@ import tensorflow as tf
 from tfssl.config import Config
 from tfssl.tasks.base import TaskContext
 from tfssl.tasks.rotation import Rotation, flatten_rotations
-from real_training import losses_on_one_real_batch
-
-
-class MeanPixelLogits(keras.Model):
-  """Stub backbone: logits = (channel means of the top pixel row) @ kernel, a [3, 4] variable.
-
-  The top row, unlike the whole image's mean, changes with the rotation.
-  """
-
-  def __init__(self, kernel):
-    super().__init__()
-    self.kernel = self.add_weight(shape=(3, 4), initializer=keras.initializers.Constant(kernel),
-                                  name="kernel")
-
-  def call(self, images, training=False):
-    logits = tf.matmul(tf.reduce_mean(images[:, 0], axis=1), self.kernel)
-    return logits, {"logits": logits}
+from helpers.stubs import MeanPixelLogits
+from helpers.real_training import losses_on_one_real_batch
 
 
 class StubRotation(Rotation):

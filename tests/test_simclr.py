@@ -5,11 +5,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tfssl import optimizers
-from tfssl.config import Config
-from tfssl.tasks.base import TaskContext
-from tfssl.tasks.simclr import SimCLR
-from real_training import train_flagfile_and_score
+from helpers import tasks as helper_tasks
+from helpers.real_training import train_flagfile_and_score
 
 BATCH, SIZE = 4, 16
 RNG = np.random.RandomState(0)
@@ -21,13 +18,7 @@ def make_task(lr=0.0, **overrides):
   values = dict(task="simclr", architecture="cifar_resnet18", filters_factor=1, batch_size=BATCH,
                 lr=lr, epochs=1, temperature=0.5, weight_decay=1e-4, proj_out_dim=16)
   values.update(overrides)
-  config = Config.make(**values)
-  task = SimCLR(config, TaskContext(num_classes=10, steps_per_epoch=5, total_steps=5,
-                                    global_batch_size=BATCH))
-  task(FEATURES, training=False)
-  task.optimizer = optimizers.build_optimizer(config, optimizers.build_lr_schedule(config, 5, 5))
-  task.optimizer.build(task.trainable_variables)
-  return task
+  return helper_tasks.make_task(FEATURES, steps_per_epoch=5, total_steps=5, **values)
 
 
 def numpy_nt_xent(z1, z2, t):

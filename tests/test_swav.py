@@ -6,10 +6,9 @@ import pytest
 import tensorflow as tf
 
 from tfssl import losses, optimizers
-from tfssl.config import Config
-from tfssl.tasks.base import TaskContext
-from tfssl.tasks.swav import SwAV, crops_to_batch
-from real_training import train_flagfile_and_score
+from tfssl.tasks.swav import crops_to_batch
+from helpers import tasks as helper_tasks
+from helpers.real_training import train_flagfile_and_score
 
 BATCH = 4
 RNG = np.random.RandomState(2)
@@ -26,13 +25,7 @@ def make_task(**overrides):
                 proj_hidden_dim=32, proj_out_dim=16, freeze_prototypes_niters=2,
                 lineareval_while_pretraining=False, **CROPS)
   values.update(overrides)
-  config = Config.make(**values)
-  task = SwAV(config, TaskContext(num_classes=10, steps_per_epoch=1, total_steps=10,
-                                  global_batch_size=BATCH))
-  task(FEATURES, training=False)
-  task.optimizer = optimizers.build_optimizer(config, optimizers.build_lr_schedule(config, 1, 10))
-  task.optimizer.build(task.trainable_variables)
-  return task
+  return helper_tasks.make_task(FEATURES, steps_per_epoch=1, total_steps=10, **values)
 
 
 @pytest.mark.parametrize("optimizer, slots", [("lars", 1), ("larc", 1), ("adam", 2)])

@@ -12,6 +12,7 @@ import time
 import numpy as np
 import pytest
 
+from helpers import cli
 from tfssl.config import Config
 
 pytestmark = pytest.mark.slow
@@ -89,6 +90,10 @@ def test_run_eval_evaluates_and_exports_each_checkpoint(trained):
   assert entry["step"] == 200 and 0.0 <= entry["top1_accuracy_logits"] <= 1.0
   assert entry["top5_accuracy_logits"] >= entry["top1_accuracy_logits"]
   assert os.path.exists(os.path.join(config.workdir, "export", "200", "saved_model.pb"))
+  # The evaluation step is traced once per trainer, not once per evaluation.
+  again = evaluator.evaluate()  # the same checkpoint and images: the same accuracy
+  assert again["top1_accuracy_logits"] == pytest.approx(entry["top1_accuracy_logits"])
+  assert evaluator._eval_step.experimental_get_tracing_count() == 1
 
 
 def test_export_loads_in_a_fresh_process(trained):
@@ -145,7 +150,8 @@ def test_workdir_of_another_run_is_refused(trained):
 
 
 def _train_cmd(workdir, data_dir, steps):
-  return [sys.executable, "-m", "tfssl.train_and_eval", "--task=supervised", "--architecture=resnet50",
+  # A ResNet-18 at width 1: the process and its kill are what is tested, not the network.
+  return [sys.executable, "-m", "tfssl.train_and_eval", "--task=supervised", "--architecture=resnet18",
           "--filters_factor=1", "--dataset=fashion_mnist", "--dataset_dir=" + data_dir, "--workdir=" + workdir,
           "--batch_size=16", "--preprocessing=resize,-1_to_1", "--resize_size=32", "--lr=0.01",
           "--train_steps=%d" % steps, "--save_checkpoints_secs=1", "--log_every_steps=5", "--random_seed=3"]
@@ -170,7 +176,8 @@ def test_killed_run_resumes_where_it_stopped(tmp_path, fashion_mnist_dir):
   assert 0 < killed_at < 400
   assert not os.path.exists(os.path.join(workdir, "TRAINING_IS_DONE"))
   short = _train_cmd(workdir, fashion_mnist_dir, killed_at + 10)
-  done = subprocess.run(short, capture_output=True, text=True, timeout=600)
+  # The rerun in this process: what matters is that it starts from the killed run's files.
+  done = cli.train_and_eval(short[3:])
   assert done.returncode == 0, done.stderr[-3000:]
   assert "Resumed from" in done.stderr and ("at step %d" % killed_at) in done.stderr
   assert tf.train.latest_checkpoint(workdir).endswith("ckpt-%d" % (killed_at + 10))
@@ -196,11 +203,12 @@ def test_killed_run_resumes_where_it_stopped(tmp_path, fashion_mnist_dir):
      "--root_conv_stride does nothing on --architecture=cifar_resnet18"),
 ])
 def test_bad_flags_exit_2_with_one_clear_line(args, message, tmp_path, fashion_mnist_dir):
+  # In this process (tests/helpers/cli.py): each case is validate()'s line; the exit code of a
+  # usage error in a real process is test_console's.
   base = ["--workdir=" + str(tmp_path / "w"), "--dataset=fashion_mnist", "--dataset_dir=" + fashion_mnist_dir,
           "--architecture=resnet50", "--batch_size=8", "--lr=0.1", "--epochs=1", "--preprocessing=resize",
           "--resize_size=32"]
-  proc = subprocess.run([sys.executable, "-m", "tfssl.train_and_eval"] + base + args,
-                        capture_output=True, text=True, timeout=120)
+  proc = cli.train_and_eval(base + args)
   assert proc.returncode == 2, proc.stderr[-2000:]
   lines = [l for l in proc.stderr.splitlines() if l.startswith("tfssl: error:")]
   assert len(lines) == 1 and message in lines[0], proc.stderr[-2000:]

@@ -140,6 +140,7 @@ def _batch(fashion_mnist_dir, chain, on_device, **flags):
   return {k: v for k, v in batch.items()}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("chain, flags", [
     ("simclr_augment", dict(image_size=40)),  # 40 px: blurred (SimCLR blurs only above 32)
     ("byol_augment", dict(image_size=40)),

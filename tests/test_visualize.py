@@ -18,22 +18,15 @@ from tfssl.workdir import training_config
 
 pytestmark = pytest.mark.slow
 
-ROTATION = dict(task="rotation", architecture="cifar_resnet18", filters_factor=1, dataset="fashion_mnist",
-                train_split="train", val_split="test", batch_size=8, eval_batch_size=64,
-                preprocessing="resize,-1_to_1,rotate", knn_preprocessing="resize,-1_to_1",
-                resize_size="32", lr=0.1, lr_schedule="cosine", train_steps=4, log_every_steps=2,
-                save_checkpoints_secs=3600, serving_input_shape="None,32,32,3", random_seed=0)
+from helpers.configs import ROTATION, tiny_values
 
 
 @pytest.fixture(scope="module")
-def workdir(tmp_path_factory, fashion_mnist_dir):
-  """Four training steps of rotation, summaries every two, and an export of the last step."""
-  from tfssl.trainer import Trainer
-  path = str(tmp_path_factory.mktemp("rotation"))
-  trainer = Trainer(Config.make(workdir=path, dataset_dir=fashion_mnist_dir, **ROTATION))
-  trainer.train()
-  trainer.export(trainer.step)
-  return path
+def workdir(rotation_run):
+  """Four training steps of rotation, summaries every two, and the export of the last step
+  (conftest.rotation_run, shared with the console tests)."""
+  config, _ = rotation_run
+  return config.workdir
 
 
 def size_of(path):
@@ -173,8 +166,9 @@ def test_knn_curves_against_pretraining_minutes(tmp_path, fashion_mnist_dir, rep
   import json
   from tfssl.trainer import Trainer
   path = str(tmp_path / "monitored")
-  monitored = dict(ROTATION, knn_every_epochs=3e-4, knn_max_train_examples=200,  # every 2 steps
-                   val_split="val", eval_batch_size=500)  # the 6,000 held-out train images
+  monitored = tiny_values(**dict(ROTATION, knn_every_epochs=3e-4,  # every 2 steps
+                                 knn_max_train_examples=200,
+                                 val_split="val", eval_batch_size=500))  # 6,000 held-out images
   Trainer(Config.make(workdir=path, dataset_dir=fashion_mnist_dir, **monitored)).train()
   Trainer(Config.make(workdir=path, dataset_dir=fashion_mnist_dir,
                       **dict(monitored, train_steps=6))).train()  # resumed at step 4
