@@ -29,12 +29,18 @@ data: $(DATA)/dataset_info.json
 $(DATA)/dataset_info.json: | $(STAMP)
 	$(PY) -m tfssl.tools.fetch_fashion_mnist --output_dir=$(DATA)
 
-test: install data
-	$(PY) -m pytest -q -ra --durations=15 tests
+# Two pytest-xdist workers: the suite is mostly single-threaded Python (tracing, start-up), so two
+# processes keep both cores busy (docs/RESULTS.md, "The test suite"). Files that share a fixture
+# run on one worker (tests/conftest.py).
+PYTEST_WORKERS ?= 2
+PYTEST := $(PY) -m pytest -q -ra -n $(PYTEST_WORKERS) --dist loadgroup
 
-# The unit tests only (skips the slow end-to-end runs).
+test: install data
+	$(PYTEST) --durations=15 tests
+
+# Without the tests marked slow (over ~10 s: end-to-end runs, full-size nets).
 test-fast: install data
-	$(PY) -m pytest -q -ra -m "not slow" tests
+	$(PYTEST) -m "not slow" tests
 
 demo: install data
 	$(PY) -m tfssl.tools.demo --dataset_dir=$(DATA) --workdir=workdirs/demo

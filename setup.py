@@ -36,7 +36,7 @@ setup(
         "matplotlib",
     ],
     extras_require={
-        "test": ["pytest"],
+        "test": ["pytest", "pytest-xdist"],
         "gpu": ["tensorflow[and-cuda]>=2.21"],
     },
     entry_points={
