@@ -59,6 +59,15 @@ def test_cpu_replicas_strategies_in_a_fresh_process(tmp_path):
   assert "--cpu_replicas=3 came too late" in out["late"] and "\n" not in out["late"]
 
 
+def test_one_mirrored_strategy_per_device_set_in_a_process():
+  # A second strategy over the same devices would reuse the first one's collective keys, and the
+  # collectives of two trainers in one process would collide (runtime/strategy.py).
+  mirrored = strategy_lib.make_strategy(Config.make(strategy="mirrored", cpu_replicas=2))
+  auto = strategy_lib.make_strategy(Config.make(strategy="auto", cpu_replicas=2))
+  assert mirrored is auto and mirrored.num_replicas_in_sync == 2
+  assert strategy_lib.mirrored_strategy(["/cpu:0", "/cpu:1"]) is mirrored
+
+
 def test_unknown_strategy_and_bad_cpu_replicas_are_one_clear_line():
   with pytest.raises(ValueError, match=r"unknown --strategy=horovod: use one of auto, default"):
     strategy_lib.make_strategy(Config.make(strategy="horovod"))

@@ -169,7 +169,11 @@ def test_knn_curves_against_pretraining_minutes(tmp_path, fashion_mnist_dir, rep
   monitored = tiny_values(**dict(ROTATION, knn_every_epochs=3e-4,  # every 2 steps
                                  knn_max_train_examples=200,
                                  val_split="val", eval_batch_size=500))  # 6,000 held-out images
-  Trainer(Config.make(workdir=path, dataset_dir=fashion_mnist_dir, **monitored)).train()
+  first = Trainer(Config.make(workdir=path, dataset_dir=fashion_mnist_dir, **monitored))
+  first.train()
+  # Two monitored steps, one traced representation: its bank and query batch sizes, not a trace
+  # per call.
+  assert first._knn_representation.experimental_get_tracing_count() <= 2
   Trainer(Config.make(workdir=path, dataset_dir=fashion_mnist_dir,
                       **dict(monitored, train_steps=6))).train()  # resumed at step 4
   Trainer(Config.make(workdir=path, dataset_dir=fashion_mnist_dir,
