@@ -21,6 +21,7 @@ import re
 import pytest
 
 from helpers import cli as helpers_cli
+from helpers.cli import error_lines
 
 pytestmark = pytest.mark.slow
 
@@ -37,10 +38,6 @@ def cli(workdir, dataset_dir, *flags, process=False, **values):
   run = dict(RUN, workdir=str(workdir), dataset_dir=str(dataset_dir), **values)
   args = helpers_cli.flags_of(run) + list(flags)
   return helpers_cli.process(args) if process else helpers_cli.train_and_eval(args)
-
-
-def error_lines(stderr):
-  return helpers_cli.error_lines(stderr)
 
 
 def frame(data):

@@ -10,12 +10,12 @@ every worker restores, so both runs start from the same weights by construction.
 test's own process (one replica, the default strategy); only the workers are processes.
 """
 
-import numpy as np
 import tensorflow as tf
 
 from tfssl.config import Config
 from tfssl.data import datasets
 from tfssl.trainer import Trainer
+from helpers.replica_run import weights
 
 
 def worker_batches(config, workers):
@@ -47,9 +47,7 @@ def reference_run(values, workers, steps):
     task.reset_metrics()
     train_step(batch)
     out["loss_%d" % step] = float(task.loss_tracker.result())
-  for i, variable in enumerate(task.weights):
-    out["w_%d" % i] = np.asarray(variable.numpy())
-    out["name_%d" % i] = variable.path
+  out.update(weights(task))
   out["global_step"] = trainer.step
   trainer.close()
   return out
