@@ -5,6 +5,7 @@ resumes, and a workdir of another run is refused."""
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -180,6 +181,9 @@ def test_killed_run_resumes_where_it_stopped(tmp_path, fashion_mnist_dir):
   done = cli.train_and_eval(short[3:])
   assert done.returncode == 0, done.stderr[-3000:]
   assert "Resumed from" in done.stderr and ("at step %d" % killed_at) in done.stderr
+  # The killed run's lock (runtime/workdir_lock.py) is taken over, with a line saying so.
+  assert "taking over the lock of a run that is gone (host %s, pid %d" % (
+      socket.gethostname(), proc.pid) in done.stderr
   assert tf.train.latest_checkpoint(workdir).endswith("ckpt-%d" % (killed_at + 10))
   assert os.path.exists(os.path.join(workdir, "TRAINING_IS_DONE"))
 

@@ -1,7 +1,8 @@
 """tfssl: self-supervised visual representation learning in TensorFlow 2 / Keras 3.
 
 The Keras way (tfssl/keras_api.py): `config_from_flagfile`, `build_task`, `training_dataset`,
-`evaluation_dataset`; the command line: `python -m tfssl.train_and_eval`.
+`evaluation_dataset`, and `BackupAndRestore` (tfssl/callbacks.py: Keras's, saving on SIGTERM);
+the command line: `python -m tfssl.train_and_eval`.
 """
 
 import importlib
@@ -26,6 +27,7 @@ _API = {
     "build_task": "tfssl.keras_api",
     "training_dataset": "tfssl.keras_api",
     "evaluation_dataset": "tfssl.keras_api",
+    "BackupAndRestore": "tfssl.callbacks",
 }
 
 

@@ -175,6 +175,11 @@ _PORT = (
     FlagSpec("final_lr", "float", 0.0, "Learning rate the cosine schedule ends at (SwAV's --final_lr; "
              "absolute)."),
     FlagSpec("keep_checkpoint_max", "integer", 5, "How many of the newest checkpoints to keep."),
+    FlagSpec("on_nonfinite", "string", "stop", "A step whose loss or gradient is not finite: `stop` "
+             "the run there (exit 3, nothing saved from it), `skip` its update, or `ignore` it.",
+             choices="tfssl.tasks.step_guard:MODES"),
+    FlagSpec("max_nonfinite_steps", "integer", 20, "--on_nonfinite=skip: stop after this many "
+             "non-finite steps in a row."),
     FlagSpec("log_every_steps", "integer", 100, "Log progress (loss, lr, steps/s, images/s, ETA) and "
              "write summaries every this many steps."),
     FlagSpec("progress_every_secs", "float", 10.0, "Between those lines, a short progress line (steps, "

@@ -4,7 +4,9 @@
   bash shell/rotation/imagenet.sh --workdir=W --dataset_dir=D [more flags override the flagfile]
 
 Flags are validated before anything heavy starts: a mistake gives one `tfssl: error:` line and
-exit code 2 (a problem with the workdir or the data while running: exit code 1). `--help` shows the
+exit code 2 (so does a workdir another training run holds); a problem with the workdir or the data
+while running: exit code 1; a step that is not finite: 3; SIGTERM or Ctrl-C, after saving the step
+reached: 143 or 130 (README, "The console and exit codes"). `--help` shows the
 flags to start with, `--helpfull` every flag (also in docs/FLAGS.md).
 """
 
@@ -182,7 +184,8 @@ def main(argv):
     _usage_exit(str(e))
   # Heavy imports only now, after the flags are known to be sane.
   import tensorflow as tf
-  from tfssl.trainer import Trainer
+  from tfssl.runtime.workdir_lock import WorkdirLocked
+  from tfssl.trainer import Trainer, TrainingStopped
   from tfssl.workdir import WorkdirError
   trainer = None
   try:
@@ -195,8 +198,14 @@ def main(argv):
       trainer.run_eval()
     else:
       trainer.train()
+  except WorkdirLocked as e:
+    _usage_exit(str(e))  # another run holds the workdir: nothing was written
   except WorkdirError as e:
     _error_exit(str(e), code=1)
+  except TrainingStopped as e:
+    # A non-finite step (exit 3) or SIGTERM / Ctrl-C after saving (143 / 130).
+    _error_exit(str(e), code=e.exit_code,
+                prefix="tfssl: error:" if e.exit_code == 3 else "tfssl:")
   except ValueError as e:
     # tfssl's checks of what the user gave (a folder, an export, a chain, a split) raise
     # ValueError with a message naming the thing and the fix. TFSSL_TRACEBACK=1 shows where.
@@ -227,8 +236,8 @@ def _usage_exit(message):
   sys.exit(2)
 
 
-def _error_exit(message, code=1):
-  sys.stderr.write("tfssl: error: %s\n" % message)
+def _error_exit(message, code=1, prefix="tfssl: error:"):
+  sys.stderr.write("%s %s\n" % (prefix, message))
   sys.exit(code)
 
 

@@ -9,6 +9,11 @@ a method. The workdir holds:
   eval_results.json              one entry per evaluated checkpoint (and kNN monitor results)
   export/<step>/                 SavedModels written by --run_eval
   TRAINING_IS_DONE               written when training reached its last step
+  TRAINING_LOCK                  held by the training run (runtime/workdir_lock.py)
+
+A run that cannot go on keeps what it had: a step whose loss is not finite stops it before anything
+is saved from that state (tasks/step_guard.py), and SIGTERM or Ctrl-C saves the step reached before
+it exits (runtime/stop_signals.py); both raise TrainingStopped, which names the exit code.
 """
 
 import os
@@ -22,10 +27,22 @@ from tfssl.data import preprocess
 from tfssl.keras_api import create_task, training_plan
 from tfssl.models.export import save_export
 from tfssl.models.representation import from_checkpoint, weights_checkpoint
+from tfssl.runtime import stop_signals
 from tfssl.runtime.session import start_runtime
+from tfssl.runtime.strategy import task_of
+from tfssl.runtime.workdir_lock import WorkdirLock
 from tfssl.workdir import Workdir, WorkdirError
 
 DONE_FILE = "TRAINING_IS_DONE"
+NONFINITE_EXIT_CODE = 3
+
+
+class TrainingStopped(RuntimeError):
+  """The run stopped before its last step and says why in one line; `exit_code` is the command's."""
+
+  def __init__(self, message, exit_code):
+    super().__init__(message)
+    self.exit_code = exit_code
 
 
 class Trainer:
@@ -47,6 +64,7 @@ class Trainer:
     self.task = None
     self.optimizer = None
     self._eval_step = None  # tf.functions traced on first use (evaluate, knn_monitor)
+    self._stop_vote = None  # with several workers: this worker's SIGTERM vote (_make_train_function)
     self._knn_representation = None
 
   # ---- data ----
@@ -88,10 +106,28 @@ class Trainer:
 
   # ---- training ----
   def train(self):
-    cfg = self.config
+    """Trains to the last step, resuming from the workdir's newest checkpoint; TrainingStopped
+    when a step is not finite or a signal stopped the run (after saving)."""
     # Built (data read, export loaded) before the workdir is claimed: a run that cannot start
     # leaves no task_info.json behind.
     self.build()
+    # One training run per workdir: the chief holds the lock (the other workers write scratch
+    # directories of their own) from before anything is written until the run ends.
+    lock = WorkdirLock(self.workdir.path) if self.chief else None
+    if lock is not None:
+      self.workdir.make()
+      took_over = lock.acquire()
+      if took_over:
+        logging.warning("%s", took_over)
+    try:
+      with stop_signals.StopSignals() as signals:
+        return self._train(signals)
+    finally:
+      if lock is not None:
+        lock.release()
+
+  def _train(self, signals):
+    cfg = self.config
     self.workdir.claim()
     manager = self.workdir.checkpoint_manager(self.checkpoint, self.checkpoint_settings.keep_checkpoint_max)
     restored = self.workdir.restore_latest(self.checkpoint)
@@ -107,6 +143,7 @@ class Trainer:
     dataset = self.distributed_dataset(cfg.train_split, is_training=True)
     iterator = iter(dataset)
     run_steps = self._make_train_function()
+    guard = self.task.step_guard
     images_per_step = cfg.batch_size
     log_every = max(1, cfg.log_every_steps)
     knn_every = int(round(cfg.knn_every_epochs * self.steps_per_epoch)) if cfg.knn_every_epochs else 0
@@ -132,9 +169,19 @@ class Trainer:
       if save.save_every_steps:
         bounds.append(last_save_step + save.save_every_steps)
       n = max(1, min(cfg.steps_per_execution, min(bounds) - step))
-      run_steps(iterator, tf.constant(n, tf.int32))
+      if signals.received and self._stop_vote is not None:
+        self._stop_vote.assign(1.0)  # the other workers learn it in the next step's all-reduce
+      stop_agreed = float(run_steps(iterator, tf.constant(n, tf.int32))) > 0
       step = self.step
       now = time.time()
+      if guard.active and bool(guard.should_stop()):
+        raise self._diverged(manager)
+      if stop_agreed or (signals.received and self._stop_vote is None):
+        self._save(manager, step)
+        raise TrainingStopped(
+            "stopped by %s at step %d of %d: saved %s; run the same command to resume" % (
+                signals.name or "a signal on another worker", step, self.total_steps,
+                manager.latest_checkpoint), stop_signals.exit_code(signals.received or 15))
       log_due = step % log_every == 0 or step >= self.total_steps
       if first_call:
         first_call = False
@@ -147,6 +194,8 @@ class Trainer:
         logs = self._metric_results()
         logs["learning_rate"] = float(self.optimizer.learning_rate.numpy()) if hasattr(
             self.optimizer.learning_rate, "numpy") else float(self.optimizer.learning_rate)
+        if guard.mode == "skip":
+          logs["skipped_steps"] = int(guard.nonfinite_steps.numpy())
         rate = (step - window_step) / max(now - window_time, 1e-9)
         logs["steps_per_sec"] = rate
         logs["images_per_sec"] = rate * images_per_step
@@ -173,9 +222,9 @@ class Trainer:
       due = (step - last_save_step >= save.save_every_steps if save.save_every_steps
              else time.time() - last_save >= (save.save_every_secs or 600))
       if due and step < self.total_steps:
-        self.workdir.save(manager, step)
+        self._save(manager, step)
         last_save, last_save_step = time.time(), step
-    self.workdir.save(manager, self.step)
+    self._save(manager, self.step)
     self.workdir.mark_done()
     logging.info("Training done at step %d in %s.", self.step, _hms(time.time() - start_time))
     return logs
@@ -184,16 +233,63 @@ class Trainer:
     """Removes a non-chief worker's scratch workdir and closes the NPU, if any."""
     self.runtime.close()
 
+  def _save(self, manager, step):
+    """A checkpoint at `step`, refused (TrainingStopped) when a value in it is not finite."""
+    bad = [v.path if hasattr(v, "path") else v.name for v in self.task.weights + self.optimizer.variables
+           if tf.as_dtype(v.dtype).is_floating and not bool(tf.reduce_all(tf.math.is_finite(v)))]
+    if bad:
+      raise self._diverged(manager, "%d variables hold values that are not finite (%s first)"
+                           % (len(bad), bad[0]))
+    return self.workdir.save(manager, step)
+
+  def _diverged(self, manager, what=None):
+    guard = self.task.step_guard
+    step = self.step
+    if what is None and guard.mode == "skip":
+      what = ("%d steps in a row were not finite after step %d (--on_nonfinite=skip, "
+              "--max_nonfinite_steps=%d; %d skipped in all)" % (
+                  int(guard.consecutive.numpy()), step, guard.max_consecutive,
+                  int(guard.nonfinite_steps.numpy())))
+    elif what is None:
+      what = "the loss or its gradient was not finite at step %d (--on_nonfinite=stop)" % step
+    latest = manager.latest_checkpoint
+    keep = ("the newest checkpoint, %s, is finite and stays the one a run resumes from" % latest
+            if latest else "no checkpoint was written before it")
+    return TrainingStopped("%s: nothing was saved from it; %s: lower --lr (or check the data) and "
+                           "run again" % (what, keep), NONFINITE_EXIT_CODE)
+
   def _make_train_function(self):
+    """run_steps(iterator, n) -> float: n steps, fewer where the non-finite guard stops the run or
+    (several workers) where a worker received SIGTERM; returns the workers' agreed stop vote."""
     cfg = self.config
     step_fn = self.task.train_step
     if cfg.jit_compile:
       step_fn = tf.function(step_fn, jit_compile=True)
+    guard = self.task.step_guard
+    # Several workers must save at the same step: each worker's SIGTERM vote (a variable of this
+    # worker, outside the strategy) is summed in every step, so all of them see it in the same
+    # one. One worker alone needs no vote: it stops after the execution it is in.
+    self._stop_vote = tf.Variable(0.0, trainable=False) if task_of(self.strategy) else None
+    vote = self._stop_vote
+
+    def replica_step(batch):
+      step_fn(batch)
+      if vote is None:
+        return tf.constant(0.0)
+      return tf.distribute.get_replica_context().all_reduce(tf.distribute.ReduceOp.SUM,
+                                                            tf.identity(vote))
 
     @tf.function
     def run_steps(iterator, n):
+      agreed = tf.constant(0.0)
       for _ in tf.range(n):
-        self.strategy.run(step_fn, args=(next(iterator),))
+        agreed = self.strategy.experimental_local_results(
+            self.strategy.run(replica_step, args=(next(iterator),)))[0]
+        if guard.active and guard.should_stop():
+          break
+        if agreed > 0.0:
+          break
+      return agreed
 
     return run_steps
 
@@ -300,4 +396,4 @@ def _hms(seconds):
   return "%d:%02d:%02d" % (seconds // 3600, seconds // 60 % 60, seconds % 60)
 
 
-__all__ = ["Trainer", "WorkdirError", "DONE_FILE"]
+__all__ = ["Trainer", "TrainingStopped", "WorkdirError", "DONE_FILE", "NONFINITE_EXIT_CODE"]

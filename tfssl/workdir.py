@@ -67,12 +67,16 @@ class Workdir:
   def identity(self):
     return {k: getattr(self.config, k) for k in IDENTITY_FIELDS}
 
-  def claim(self):
-    """Creates the workdir, or checks that its checkpoints are of this task and network."""
+  def make(self):
+    """Creates the workdir (and its parents) if it is not there."""
     try:
       tf.io.gfile.makedirs(self.path)
     except (tf.errors.OpError, OSError) as e:
       raise WorkdirError("cannot create --workdir %s (%s): choose a writable directory" % (self.path, e))
+
+  def claim(self):
+    """Creates the workdir, or checks that its checkpoints are of this task and network."""
+    self.make()
     info_path = self._file(INFO_FILE)
     mine = self.identity()
     if tf.io.gfile.exists(info_path):

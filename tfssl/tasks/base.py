@@ -25,6 +25,7 @@ import tensorflow as tf
 
 from tfssl.data import view_colour
 from tfssl.models.weight_decay import is_decayed
+from tfssl.tasks.step_guard import StepGuard, skip_guarded
 
 
 @dataclasses.dataclass(frozen=True)
@@ -48,6 +49,15 @@ class Task(keras.Model):
     self.config = config
     self.ctx = ctx
     self.loss_tracker = keras.metrics.Mean(name="loss")
+    # --on_nonfinite: counts the steps whose loss or gradient is not finite (tasks/step_guard.py).
+    self.step_guard = StepGuard(getattr(config, "on_nonfinite", "stop"),
+                                getattr(config, "max_nonfinite_steps", 20))
+
+  def __init_subclass__(cls, **kwargs):
+    # Every train_step is guarded, the subclasses' own included (--on_nonfinite=skip).
+    super().__init_subclass__(**kwargs)
+    if "train_step" in cls.__dict__:
+      cls.train_step = skip_guarded(cls.__dict__["train_step"])
 
   # How many views of each example the task's chain must stack (tasks/views.py checks it before a
   # run): a count, views.ONE_IMAGE, or None (not checked); `expected_views` where it depends on
@@ -102,6 +112,7 @@ class Task(keras.Model):
     train_step of a task that trains on multi-view chains starts with it."""
     return view_colour.finish_views(features, select="mask")
 
+  @skip_guarded
   def train_step(self, features):
     features = self.finish_views(features)
     with tf.GradientTape() as tape:
@@ -208,7 +219,14 @@ class Task(keras.Model):
       scaled = self.optimizer.scale_loss(scaled)
     grads = tape.gradient(scaled, variables)
     pairs = [(g, v) for g, v in zip(grads, variables) if g is not None]
-    self.optimizer.apply_gradients(pairs)
+    guard = self.step_guard
+    if not guard.active:
+      self.optimizer.apply_gradients(pairs)
+      return grads
+    # Under float16 loss scaling an overflowing gradient is the optimizer's to skip.
+    loss_scaling = isinstance(self.optimizer, keras.optimizers.LossScaleOptimizer)
+    finite = guard.step_is_finite(loss, grads, check_grads=not loss_scaling)
+    guard.apply(self.optimizer, pairs, finite)
     return grads
 
   @property
