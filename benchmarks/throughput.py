@@ -3,6 +3,8 @@
   python benchmarks/throughput.py --quick                  # every task's fashion_mnist config, CPU
   python benchmarks/throughput.py --tasks=simclr --architectures=resnet50 --image_size=224 \
       --batch_size=64 --precisions=fp32,mixed_bfloat16 --jit_compile
+  python benchmarks/throughput.py --tasks=simclr,swav --on_nonfinite=ignore,stop,ignore,stop \
+      --nopipeline --flops=no                              # the step's non-finite guard, A/B
   python benchmarks/throughput.py --tasks= --resnet50=yes  # only ResNet-50 at 224 (auto on a GPU)
   python benchmarks/throughput.py --notrain --flops=no --jpeg_photos=512 --flags_dataset=imagenet \
       --tasks=supervised,rotation,simclr,swav --batch_size=64 --augment_on_device
@@ -50,6 +52,8 @@ flags.DEFINE_integer("image_size", None, "Training image size: scales every size
                      "chain (resize, crop, image_size, multi-crop sizes) by image_size / its own.")
 flags.DEFINE_list("precisions", ["fp32"], "Any of fp32, mixed_float16, mixed_bfloat16.")
 flags.DEFINE_bool("jit_compile", False, "Compile the training step with XLA.")
+flags.DEFINE_list("on_nonfinite", ["stop"], "The step's non-finite guard (--on_nonfinite) of each "
+                  "row; repeat them to interleave an A/B comparison, e.g. ignore,stop,ignore,stop.")
 flags.DEFINE_enum("data", "synthetic", ["synthetic", "real"], "Repeated batch, or the input pipeline.")
 flags.DEFINE_integer("warmup_steps", 5, "Untimed steps first (tracing, allocation).")
 flags.DEFINE_integer("steps", 10, "Steps per timed run.")
@@ -97,13 +101,14 @@ def with_image_size(config, size):
 
 
 def task_config(task, architecture=None, precision="fp32", batch_size=None, image_size=None,
-                jit_compile=False, filters_factor=None):
+                jit_compile=False, filters_factor=None, on_nonfinite="stop"):
   path = configs.flagfile_path(task, FLAGS.flags_dataset)
   if not os.path.exists(path):
     raise ValueError("no flagfile %s" % path)
   config = configs.config_from_flagfile(path, dataset=FLAGS.dataset, dataset_dir=FLAGS.dataset_dir)
   changes = dict(workdir=tempfile.mkdtemp(prefix="tfssl-throughput-"), precision=precision,
-                 jit_compile=jit_compile, random_seed=0, steps_per_execution=1)
+                 jit_compile=jit_compile, random_seed=0, steps_per_execution=1,
+                 on_nonfinite=on_nonfinite)
   if FLAGS.jpeg_photos:
     changes["train_split"] = "train"  # the converted folder's split (the flagfiles say trainval)
   if architecture:
@@ -189,10 +194,11 @@ class Runner:
     row = dict(bench="throughput", kind="train", task=task, architecture=config.architecture,
                filters_factor=config.filters_factor, batch_size=config.batch_size,
                image_size=image_size_of(config), precision=config.precision,
-               jit_compile=config.jit_compile, data=FLAGS.data, steps=FLAGS.steps, runs=FLAGS.runs)
-    print("== train %s %s x%s batch %d size %s %s%s" % (
+               jit_compile=config.jit_compile, data=FLAGS.data, steps=FLAGS.steps, runs=FLAGS.runs,
+               on_nonfinite=config.on_nonfinite)
+    print("== train %s %s x%s batch %d size %s %s%s guard %s" % (
         task, config.architecture, config.filters_factor, config.batch_size, row["image_size"],
-        config.precision, " XLA" if config.jit_compile else ""), flush=True)
+        config.precision, " XLA" if config.jit_compile else "", config.on_nonfinite), flush=True)
     try:
       row.update(training_rate(config, self.count_flops))
     except Exception as e:  # pylint: disable=broad-except
@@ -223,14 +229,15 @@ def markdown(info, matmul, train_rows, pipeline_rows):
     parts.append("- reference: %d x %d %s matrix product, %.1f GFLOP/s (the best of 7 timings "
                  "before and 7 after the training runs)\n" % (
                      ref["size"], ref["size"], dtype, ref["flops_per_sec"] / 1e9))
-  headers = ["task", "network", "batch", "image", "precision", "XLA", "images/s (median; min-max)",
+  headers = ["task", "network", "batch", "image", "precision", "XLA", "--on_nonfinite",
+             "images/s (median; min-max)",
              "forward GFLOP/image", "achieved GFLOP/s (3x forward)", "of the matrix product"]
   body = []
   for r in train_rows:
     if r.get("error"):
       body.append([r["task"], "%s x%s" % (r["architecture"], r["filters_factor"]), r["batch_size"],
                    r["image_size"], r["precision"], "yes" if r["jit_compile"] else "no",
-                   "failed: " + r["error"], "-", "-", "-"])
+                   r.get("on_nonfinite", "stop"), "failed: " + r["error"], "-", "-", "-"])
       continue
     fwd = r.get("forward_flops_per_image")
     achieved = 3 * fwd * r["images_per_sec"] if fwd else None
@@ -239,6 +246,7 @@ def markdown(info, matmul, train_rows, pipeline_rows):
     share = "%.0f%%" % (100 * achieved / ref["flops_per_sec"]) if achieved and ref else "-"
     body.append([r["task"], "%s x%s" % (r["architecture"], r["filters_factor"]), r["batch_size"],
                  r["image_size"], r["precision"], "yes" if r["jit_compile"] else "no",
+                 r.get("on_nonfinite", "stop"),
                  "%.1f; %.1f-%.1f" % (r["images_per_sec"], min(r["rates"]), max(r["rates"])),
                  "%.3f" % (fwd / 1e9) if fwd else "-",
                  "%.1f" % (achieved / 1e9) if achieved else "-", share])
@@ -293,10 +301,11 @@ def main(argv):
   for task in tasks if FLAGS.train else []:
     for architecture in FLAGS.architectures or [None]:
       for precision in FLAGS.precisions:
-        train_rows.append(runner.training(
-            task, architecture=architecture, precision=precision, batch_size=FLAGS.batch_size,
-            image_size=FLAGS.image_size, jit_compile=FLAGS.jit_compile,
-            filters_factor=FLAGS.filters_factor))
+        for guard in FLAGS.on_nonfinite:
+          train_rows.append(runner.training(
+              task, architecture=architecture, precision=precision, batch_size=FLAGS.batch_size,
+              image_size=FLAGS.image_size, jit_compile=FLAGS.jit_compile,
+              filters_factor=FLAGS.filters_factor, on_nonfinite=guard))
   if FLAGS.resnet50 == "yes" or (FLAGS.resnet50 == "auto" and on_gpu):
     for precision, jit in (("fp32", False), ("mixed_float16", True)):
       train_rows.append(runner.training(

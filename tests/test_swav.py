@@ -109,6 +109,24 @@ def test_queue_is_used_once_full_and_fed_from_its_epoch():
   assert float(task.swapped_loss(scores, z, BATCH)) == pytest.approx(plain, rel=1e-6)
 
 
+def test_a_skipped_step_pushes_nothing_into_the_queue():
+  """--on_nonfinite=skip: a step with a NaN pixel changes neither the queue nor a weight; the
+  next finite step pushes its embeddings."""
+  task = make_task(queue_length=8, epoch_queue_starts=0, optimizer="sgd", on_nonfinite="skip")
+  task.queue.assign(_unit_rows((2, 8, 16)))
+  step = tf.function(task.train_step)
+  crops = FEATURES["crops_16"].numpy()
+  crops[0, 0, 0, 0, 0] = np.nan
+  before = [np.array(v.numpy()) for v in task.weights + [task.queue]]
+  step(dict(FEATURES, crops_16=tf.constant(crops)))
+  assert int(task.step_guard.nonfinite_steps.numpy()) == 1
+  for a, b in zip(before, [v.numpy() for v in task.weights + [task.queue]]):
+    np.testing.assert_array_equal(a, b)
+  step(FEATURES)
+  assert np.all(np.isfinite(task.queue.numpy()))
+  assert not np.array_equal(task.queue.numpy(), before[-1])
+
+
 def test_queue_length_is_trimmed_to_the_global_batch():
   assert make_task(queue_length=10).queue.shape == (2, 8, 16)
   assert not make_task(queue_length=3).queue_rows

@@ -138,14 +138,46 @@ def test_another_hosts_lock_counts_until_its_lease_expires(tmp_path):
 
 
 @pytest.mark.parametrize("raw", [b"", b'{"host": "h", "pi', b"\xff\xfe", b'{"pid": 1}'])
-def test_an_unreadable_lock_is_taken_over(tmp_path, raw):
-  (tmp_path / LOCK_FILE).write_bytes(raw)
+def test_an_unreadable_lock_is_taken_over_once_it_is_not_being_written(tmp_path, raw):
+  path = tmp_path / LOCK_FILE
+  path.write_bytes(raw)
+  # Just created: a run may be writing it this instant.
+  with pytest.raises(WorkdirLocked, match="is being written"):
+    WorkdirLock(str(tmp_path)).acquire()
+  assert path.read_bytes() == raw
+  old = time.time() - 60
+  os.utime(path, (old, old))
   lock = WorkdirLock(str(tmp_path))
   try:
     assert "unreadable" in lock.acquire()
     assert read_lock(str(tmp_path))["pid"] == os.getpid()
   finally:
     lock.release()
+
+
+def test_a_lock_from_before_a_restart_or_from_another_container(tmp_path):
+  from tfssl.runtime.workdir_lock import machine_identity
+  boot, namespace = machine_identity()
+  if boot is None or namespace is None:
+    pytest.skip("no /proc boot id or pid namespace here")
+  live = subprocess.Popen(["sleep", "60"])
+  try:
+    # The live pid under another boot: a run from before the machine restarted.
+    _write_lock(tmp_path, pid=live.pid, boot_id="another-boot", pid_namespace=namespace)
+    lock = WorkdirLock(str(tmp_path))
+    try:
+      assert "before this machine restarted" in lock.acquire()
+    finally:
+      lock.release()
+    # The same hostname and boot but another pid namespace (a container): only its lease counts,
+    # so a fresh one is refused although its pid is gone here.
+    now = time.time()
+    _write_lock(tmp_path, pid=_dead_pid(), boot_id=boot, pid_namespace=namespace + 1, renewed=now)
+    with pytest.raises(WorkdirLocked):
+      WorkdirLock(str(tmp_path), clock=lambda: now).acquire()
+  finally:
+    live.kill()
+    live.wait()
 
 
 def test_a_missing_workdir_is_an_error_and_is_not_created(tmp_path):

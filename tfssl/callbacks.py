@@ -7,6 +7,10 @@ its `.weights.h5` holds the optimizer's slots and step counter as well as the we
 
 Keras restores whole epochs: a run stopped in the middle of an epoch starts that epoch again from
 its first batch, with the weights and optimizer of the step it reached.
+
+The callback holds SIGTERM and SIGINT from `on_train_begin` to `on_train_end`. Keras skips
+`on_train_end` when `fit` raises; the handlers are then given back by `release_signals()` (or by
+the next `fit` with this callback, when it ends).
 """
 
 import keras
@@ -32,6 +36,7 @@ class BackupAndRestore(keras.callbacks.BackupAndRestore):
   def on_train_begin(self, logs=None):
     super().on_train_begin(logs)
     self.stopped_by = None
+    self.release_signals()  # a fit that raised left them held
     self._signals = stop_signals.StopSignals().__enter__()
 
   def on_train_batch_end(self, batch, logs=None):
@@ -45,10 +50,14 @@ class BackupAndRestore(keras.callbacks.BackupAndRestore):
     if self.stopped_by is None:  # an epoch cut short is not a finished one
       super().on_epoch_end(epoch, logs)
 
-  def on_train_end(self, logs=None):
+  def release_signals(self):
+    """Gives SIGTERM and SIGINT back to the handlers they had before `fit`."""
     if self._signals is not None:
       self._signals.__exit__(None, None, None)
       self._signals = None
+
+  def on_train_end(self, logs=None):
+    self.release_signals()
     if self.stopped_by is None:
       super().on_train_end(logs)  # removes the backup when delete_checkpoint (Keras's default)
       return

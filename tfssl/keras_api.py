@@ -11,7 +11,7 @@ The task is the same object, with the same train_step, that the estimator-style 
 (tfssl/trainer.py builds it through `create_task` here): `fit` and the trainer take the same steps
 from the same seed. What the trainer adds is its workdir (resume, --run_eval, exports) and the
 runtime (strategies from flags, NPU, --cpu_replicas); with `fit`, Keras's callbacks do that work
-(BackupAndRestore, ModelCheckpoint, TensorBoard).
+(tfssl.BackupAndRestore: Keras's, saving on SIGTERM too; ModelCheckpoint, TensorBoard).
 """
 
 import dataclasses

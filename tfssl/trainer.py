@@ -65,6 +65,7 @@ class Trainer:
     self.optimizer = None
     self._eval_step = None  # tf.functions traced on first use (evaluate, knn_monitor)
     self._stop_vote = None  # with several workers: this worker's SIGTERM vote (_make_train_function)
+    self._lock = None  # the workdir's lock while the chief trains
     self._knn_representation = None
 
   # ---- data ----
@@ -113,7 +114,7 @@ class Trainer:
     self.build()
     # One training run per workdir: the chief holds the lock (the other workers write scratch
     # directories of their own) from before anything is written until the run ends.
-    lock = WorkdirLock(self.workdir.path) if self.chief else None
+    lock = self._lock = WorkdirLock(self.workdir.path) if self.chief else None
     if lock is not None:
       self.workdir.make()
       took_over = lock.acquire()
@@ -125,6 +126,7 @@ class Trainer:
     finally:
       if lock is not None:
         lock.release()
+      self._lock = None
 
   def _train(self, signals):
     cfg = self.config
@@ -160,8 +162,11 @@ class Trainer:
     last_line, first_call = start_time, True
     self.task.reset_metrics()
     logs = {}
+    last_knn_step = None
     while self.step < self.total_steps:
       step = self.step
+      if signals.received and self._stop_vote is None:
+        self._stop_on_signal(manager, signals)  # it came during a save, a log or the kNN monitor
       # Stop each execution at the next log, kNN or final step so they happen on time.
       bounds = [self.total_steps, (step // log_every + 1) * log_every]
       if knn_every:
@@ -177,11 +182,7 @@ class Trainer:
       if guard.active and bool(guard.should_stop()):
         raise self._diverged(manager)
       if stop_agreed or (signals.received and self._stop_vote is None):
-        self._save(manager, step)
-        raise TrainingStopped(
-            "stopped by %s at step %d of %d: saved %s; run the same command to resume" % (
-                signals.name or "a signal on another worker", step, self.total_steps,
-                manager.latest_checkpoint), stop_signals.exit_code(signals.received or 15))
+        self._stop_on_signal(manager, signals)
       log_due = step % log_every == 0 or step >= self.total_steps
       if first_call:
         first_call = False
@@ -215,7 +216,10 @@ class Trainer:
                      rate * images_per_step, _hms((self.total_steps - step) / max(rate, 1e-9)))
         last_line = now
       # Every knn_every steps and at the last one, so a curve ends where the run's export is.
-      if knn_every and (step % knn_every == 0 or step >= self.total_steps):
+      # (A step skipped as not finite leaves the step where it was: monitor it once.)
+      knn_due = knn_every and (step % knn_every == 0 or step >= self.total_steps)
+      if knn_due and step != last_knn_step:
+        last_knn_step = step
         self.knn_monitor(step, train_seconds=trained_before + now - start_time - monitor_seconds)
         monitor_seconds += time.time() - now
       # Save by steps (the NPU run config) or by seconds (--save_checkpoints_secs).
@@ -233,8 +237,21 @@ class Trainer:
     """Removes a non-chief worker's scratch workdir and closes the NPU, if any."""
     self.runtime.close()
 
+  def _stop_on_signal(self, manager, signals):
+    """Saves the step reached and raises TrainingStopped with the signal's exit code."""
+    step = self.step
+    self._save(manager, step)
+    raise TrainingStopped(
+        "stopped by %s at step %d of %d: saved %s; run the same command to resume" % (
+            signals.name or "a signal on another worker", step, self.total_steps,
+            manager.latest_checkpoint), stop_signals.exit_code(signals.received or 15))
+
   def _save(self, manager, step):
-    """A checkpoint at `step`, refused (TrainingStopped) when a value in it is not finite."""
+    """A checkpoint at `step`, refused (TrainingStopped) when a value in it is not finite, and
+    (WorkdirError) when another run has taken the workdir's lock over."""
+    if self._lock is not None and not self._lock.held:
+      raise WorkdirError("another training run took over --workdir %s (its %s); this run stops "
+                         "without saving" % (self.workdir.path, "TRAINING_LOCK"))
     bad = [v.path if hasattr(v, "path") else v.name for v in self.task.weights + self.optimizer.variables
            if tf.as_dtype(v.dtype).is_floating and not bool(tf.reduce_all(tf.math.is_finite(v)))]
     if bad:

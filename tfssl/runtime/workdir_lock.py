@@ -15,7 +15,10 @@ over, with a line saying so, when it is stale:
   * another host (a shared filesystem or bucket), where we cannot see its processes: the holder
     has not renewed the lock for `lease_secs`. The holder renews it every `renew_secs` from a
     daemon thread, for as long as the file still holds its token.
-An unreadable or empty lock file is stale too: a run killed while writing it.
+An unreadable or empty lock file is stale too once it is 10 s old: a run killed while writing it.
+"Same host" is the same hostname, boot and pid namespace where /proc tells them: containers that
+share a hostname but not their processes fall back to the lease, and a lock from before the
+machine restarted is stale.
 
 Object stores (gs://, s3://) have no exclusive create, so there the check-then-rename is only a
 best effort; two runs started within the same second may both get in.
@@ -36,6 +39,7 @@ from tfssl.workdir import WorkdirError, atomic_write_text
 
 LOCK_FILE = "TRAINING_LOCK"
 _COMMAND_CHARS = 200
+_WRITING_SECS = 10.0  # an unreadable lock younger than this is being written
 _IO_ERRORS = (OSError, tf.errors.OpError)
 
 
@@ -50,6 +54,19 @@ def lock_path(workdir):
 def read_lock(workdir):
   """The workdir's lock as a dict, or None when there is none or it is unreadable."""
   return _read(lock_path(workdir))[1]
+
+
+def machine_identity():
+  """(boot id, pid namespace) of this process's machine, None where unknown: two containers on one
+  host may share a hostname but not their processes, and a rebooted machine has none of its old."""
+  def read(path, how):
+    try:
+      return how(path)
+    except (OSError, ValueError):
+      return None
+  boot = read("/proc/sys/kernel/random/boot_id", lambda p: open(p).read().strip())
+  namespace = read("/proc/self/ns/pid", lambda p: os.stat(p).st_ino)
+  return boot, namespace
 
 
 def process_start_time(pid):
@@ -179,7 +196,9 @@ class WorkdirLock:
   def _new_info(self):
     now = self.clock()
     pid = os.getpid()
+    boot, namespace = machine_identity()
     return {"host": self.hostname, "pid": pid, "pid_start": process_start_time(pid),
+            "boot_id": boot, "pid_namespace": namespace,
             "started": now, "renewed": now, "command": self.command, "token": uuid.uuid4().hex}
 
   def _hold(self, info, why):
@@ -241,21 +260,35 @@ class WorkdirLock:
   def _stale_reason(self, holder):
     """Why the lock of `holder` may be taken over (the rest of the takeover line), or None."""
     if holder is None:
+      # A run writes its lock right after creating it: an unreadable one is only stale once old.
+      if self._age(self.path) < _WRITING_SECS:
+        return None
       return "an unreadable lock file %s (a run killed while writing it)" % self.path
     who = "host %s, pid %d" % (holder["host"], holder["pid"])
     started = "started %s" % _utc(holder["started"])
-    if holder["host"] == self.hostname:
+    boot, namespace = machine_identity()
+    same_boot = holder["host"] == self.hostname and holder.get("boot_id") in (None, boot)
+    if holder["host"] == self.hostname and boot and holder.get("boot_id") not in (None, boot):
+      return "the lock of a run from before this machine restarted (%s, %s)" % (who, started)
+    if same_boot and holder.get("pid_namespace") in (None, namespace):
       if holder["pid"] == os.getpid():
         return "the lock left by an earlier run in this process (%s, %s)" % (who, started)
       if _process_is_gone(holder["pid"], holder.get("pid_start")):
         return "the lock of a run that is gone (%s, %s)" % (who, started)
       return None
-    # Another host's processes are out of sight: only the lease tells whether it still runs.
+    # Another host's (or another container's) processes are out of sight: only the lease tells
+    # whether it still runs.
     silent = self.clock() - holder["renewed"]
     if silent > self.lease_secs:
       return ("the lock of a run whose lease expired (%s, renewed %d s ago; lease %d s)"
               % (who, silent, self.lease_secs))
     return None
+
+  def _age(self, path):
+    try:  # file times are the real clock's
+      return time.time() - tf.io.gfile.stat(path).mtime_nsec / 1e9
+    except _IO_ERRORS:
+      return float("inf")
 
   def _remove_if_unchanged(self, raw):
     # Another run may have judged the same lock stale and replaced it with its own already: remove

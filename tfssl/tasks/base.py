@@ -193,6 +193,12 @@ class Task(keras.Model):
       return tf.constant(0.0, tf.float32)
     return wd * tf.add_n(terms)
 
+  def step_state_variables(self):
+    """What a train step changes besides the optimizer's update: the non-trainable float weights
+    (BatchNorm statistics, a momentum target). A task with state outside its Keras weights adds it
+    (SwAV's queue). --on_nonfinite=skip puts these back after a step that was not finite."""
+    return [v for v in self.non_trainable_weights if tf.as_dtype(v.dtype).is_floating]
+
   def not_adapted_variables(self):
     """Variables that LARS leaves to plain momentum (no trust ratio, no decay inside): their L2 is
     in weight_decay_loss. None by default; the contrastive tasks' online probe (SimCLR)."""

@@ -90,6 +90,18 @@ def _apply_if(optimizer, pairs, condition):
   tf.distribute; so the branch is taken in the cross-replica context and the update re-enters the
   replicas, as Keras's LossScaleOptimizer does for its own skipped steps.
   """
+  def skipped():
+    return tf.constant(False)
+
+  if tf.__internal__.distribute.strategy_supports_no_merge_call():
+    # The strategies that update without merge_call (XLA on GPUs) take the branch in place.
+    def update():
+      optimizer.apply_gradients(pairs)
+      return tf.constant(True)
+
+    tf.cond(condition, update, skipped)
+    return
+
   def in_cross_replica(distribution, pairs, condition):
     agreed = distribution.experimental_local_results(condition)[0]
 
@@ -97,22 +109,23 @@ def _apply_if(optimizer, pairs, condition):
       distribution.extended.call_for_each_replica(optimizer.apply_gradients, args=(pairs,))
       return tf.constant(True)
 
-    tf.cond(agreed, update, lambda: tf.constant(False))
+    tf.cond(agreed, update, skipped)
 
   tf.distribute.get_replica_context().merge_call(in_cross_replica, args=(pairs, condition))
 
 
 def skip_guarded(train_step):
-  """Wraps a task's train_step: in mode `skip`, the task's non-trainable float state is read at the
-  step's start and written back where the step was not finite (tf.where, no branch: a branch in
+  """Wraps a task's train_step: in mode `skip`, the state the step changes besides the optimizer's
+  update (Task.step_state_variables) is read at the step's start and written back where the step
+  was not finite (tf.where, no branch: a branch in
   the replica context cannot hold the assignments that merge across replicas)."""
   @functools.wraps(train_step)
   def step(task, features):
     guard = task.step_guard
     if guard.mode != "skip" or guard.in_step:
       return train_step(task, features)  # a subclass's step calling its parent's: guarded once
-    state = [v for v in task.non_trainable_weights if tf.as_dtype(v.dtype).is_floating]
-    before = [tf.identity(v.value) for v in state]
+    state = task.step_state_variables()
+    before = [tf.identity(tf.convert_to_tensor(v)) for v in state]
     guard.in_step, guard.last_finite = True, None
     try:
       logs = train_step(task, features)
@@ -120,6 +133,6 @@ def skip_guarded(train_step):
       guard.in_step = False
     if guard.last_finite is not None:  # set by apply() while the step was traced
       for variable, value in zip(state, before):
-        variable.assign(tf.where(guard.last_finite, variable.value, value))
+        variable.assign(tf.where(guard.last_finite, tf.convert_to_tensor(variable), value))
     return logs
   return step

@@ -149,6 +149,10 @@ class SwAV(ContrastiveTask):
       self._push_queue(queue, z, batch)
     return loss
 
+  def step_state_variables(self):
+    # The queue, too: a skipped step must not push its embeddings (--on_nonfinite=skip).
+    return super().step_state_variables() + ([self.queue] if self.queue_rows else [])
+
   def _push_queue(self, queue, z, batch):
     epoch = self.global_step // max(1, self.ctx.steps_per_epoch)
     newest = [tf.stop_gradient(z[c * batch:(c + 1) * batch]) for c in self.crops_for_assign]
