@@ -3,6 +3,7 @@
   python benchmarks/precision.py                       # the demo's SimCLR, fp32 and mixed_bfloat16
   python benchmarks/precision.py --config=flags/byol/fashion_mnist.cfg --train_steps=400
   python benchmarks/precision.py --precisions=fp32,mixed_float16   # on a GPU
+  python benchmarks/precision.py --precisions=fp32,auto             # what --precision=auto gives
 
 For each precision: pretrain the flagfile's config (same --random_seed, same data order, same
 steps) in its own workdir, read its logged training loss back from the summaries, and score the
@@ -85,7 +86,10 @@ def measure(precision, log):
   scores = experiment.fixed_feature_scores(export_dir, config, FLAGS.dataset_dir,
                                            max_bank=FLAGS.eval_train_examples or None)
   loss = logged_loss(config.workdir)
-  return log.add(dict(key, seconds=seconds, images_per_sec=steps * config.batch_size / seconds,
+  # What --precision=auto chose on this machine (flags.json records the resolved value).
+  with open(os.path.join(config.workdir, "flags.json")) as f:
+    resolved = json.load(f)["precision"]
+  return log.add(dict(key, resolved=resolved, seconds=seconds, images_per_sec=steps * config.batch_size / seconds,
                       network="%s x%d" % (config.architecture, config.filters_factor),
                       loss={str(s): v for s, v in sorted(loss.items())},
                       linear_top1=scores["linear_top1"], knn_top1=scores["knn_top1"],
@@ -104,7 +108,9 @@ def markdown(records, info):
   for r in records:
     shared = sorted(set(r["loss"]) & set(reference["loss"]), key=int)
     gap = max((abs(r["loss"][s] - reference["loss"][s]) for s in shared), default=0.0)
-    rows.append([r["precision"], r["network"], r["train_steps"], "%.0f" % r["seconds"],
+    label = r["precision"] if r.get("resolved", r["precision"]) == r["precision"] else (
+        "%s (chose %s)" % (r["precision"], r["resolved"]))
+    rows.append([label, r["network"], r["train_steps"], "%.0f" % r["seconds"],
                  "%.1f" % r["images_per_sec"],
                  "%.2fx" % (r["images_per_sec"] / reference["images_per_sec"])] +
                 ["%.4f" % r["loss"][s] if s in r["loss"] else "-" for s in shown] +

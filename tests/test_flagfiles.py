@@ -15,10 +15,11 @@ REPO = pathlib.Path(__file__).resolve().parent.parent
 FLAGFILES = sorted(str(p.relative_to(REPO / "flags")) for p in (REPO / "flags").glob("*/*.cfg"))
 
 # The Revisiting originals (config/*/imagenet.sh of google/revisiting-self-supervised), flag for flag, with what the TPU run implied: BatchNorm
-# per core (--noglobal_bn) and, for exemplar, the original's normalisation axis 0.
+# per core (--noglobal_bn), float32 (said explicitly, as every config that reproduces an original
+# does) and, for exemplar, the original's normalisation axis 0.
 _REVISITING = dict(dataset="imagenet", train_split="train", val_split="val", lr=0.1,
                    lr_scale_batch_size=256, decay_epochs="15,25", epochs=35, warmup_epochs=5,
-                   global_bn=False)
+                   global_bn=False, precision="fp32")
 _PATCHES = dict(_REVISITING, batch_size=128, eval_batch_size=8, architecture="resnet50",
                 filters_factor=8, last_relu=True, mode="v1",
                 preprocessing="resize,to_gray,crop,crop_patches,standardization",
@@ -46,14 +47,29 @@ CONTRASTIVE = {
         batch_size=4096, epochs=100, temperature=0.1, lr=0.075, learning_rate_scaling="sqrt",
         weight_decay=1e-4, optimizer="lars", num_proj_layers=3, lr_schedule="cosine",
         warmup_epochs=10, bn_momentum=0.9, bn_epsilon=1e-5, bn_zero_init_residual=True,
-        conv_kernel_init="variance_scaling", global_bn=True, mode="v1"),
+        conv_kernel_init="variance_scaling", global_bn=True, mode="v1", precision="fp32"),
     # main_swav.py with scripts/swav_800ep_pretrain.sh (facebookresearch/swav).
     "swav/imagenet.cfg": dict(
         batch_size=4096, epochs=800, optimizer="larc", lr=4.8, weight_decay=1e-6,
         warmup_epochs=10, start_warmup=0.3, final_lr=0.0048, lr_schedule="cosine",
         bn_momentum=0.9, bn_epsilon=1e-5, bn_zero_init_residual=False,
-        conv_kernel_init="kaiming_fan_out", freeze_prototypes_niters=313, mode="v1"),
+        conv_kernel_init="kaiming_fan_out", freeze_prototypes_niters=313, mode="v1",
+        precision="mixed_float16"),
 }
+
+
+@pytest.mark.parametrize("name", FLAGFILES)
+def test_every_flagfile_names_its_precision_and_its_header_says_why(name):
+  """The CPU-sized configs pick the hardware's format (--precision=auto); the ones that reproduce
+  an original say its precision (issue 29)."""
+  text = (REPO / "flags" / name).read_text()
+  given = read_flagfile(REPO / "flags" / name)
+  assert "precision" in given, name
+  assert re.search(r"^# Precision: ", text, re.M), name
+  if name.split("/")[1].startswith("fashion_mnist"):
+    assert given["precision"] == "auto", name
+  else:
+    assert given["precision"] in ("fp32", "mixed_float16", "mixed_bfloat16"), name
 
 
 def read_flagfile(path):

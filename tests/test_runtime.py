@@ -195,7 +195,7 @@ def test_precision_sets_the_keras_policy(restore_policy, flag, policy, compute, 
 
 
 def test_unknown_precision_is_one_clear_line(restore_policy):
-  with pytest.raises(ValueError, match=r"unknown --precision=fp8: use one of fp32, mixed_float16"):
+  with pytest.raises(ValueError, match=r"unknown --precision=fp8: use one of auto, fp32, mixed_float16"):
     precision.apply_precision(Config.make(precision="fp8"))
 
 

@@ -138,7 +138,8 @@ _PORT = (
     FlagSpec("tpu_name", "string", None, "The Cloud TPU to use with --strategy=tpu (name or grpc:// url)."),
     FlagSpec("device", "string", None, "`npu` to run on an Ascend NPU through its TF2 adapter "
              "(npu_device). Leave unset for CPU/GPU/TPU."),
-    FlagSpec("precision", "string", "fp32", "Numeric precision: fp32, mixed_float16 or mixed_bfloat16.",
+    FlagSpec("precision", "string", "fp32", "Numeric precision: fp32, mixed_float16, mixed_bfloat16, "
+             "or auto (the devices' fast format; the run's first line says which).",
              choices="tfssl.runtime.precision:PRECISIONS"),
     FlagSpec("jit_compile", "bool", False, "Compile the training step with XLA."),
     FlagSpec("steps_per_execution", "integer", 1, "Training steps run inside one tf.function call."),

@@ -49,9 +49,15 @@ class Trainer:
   """Builds the strategy, the data, the task and its optimizer, and runs training or evaluation."""
 
   def __init__(self, config, runtime=None):
-    self.config = config
     # Threads, --cpu_replicas, strategy, NPU and precision, in the order TensorFlow needs.
     self.runtime = runtime or start_runtime(config)
+    if self.runtime.precision_reason:
+      # --precision=auto: the run's first line says what it chose; flags.json records it, so a
+      # resumed run keeps it.
+      logging.info("Precision %s (--precision=auto: %s).", self.runtime.precision,
+                   self.runtime.precision_reason)
+    config = config.replace(precision=self.runtime.precision)
+    self.config = config
     self.strategy = self.runtime.strategy
     self.chief = self.runtime.chief
     self.checkpoint_settings = self.runtime.checkpoints

@@ -38,8 +38,9 @@ def train_flagfile_and_score(repo_root, task, dataset_dir, workdir, steps=40, **
   from tfssl.data import datasets
   from tfssl.tools.experiment import config_from_flagfile
   from tfssl.trainer import Trainer
+  # float32 whatever the flagfile's --precision=auto picks on this CPU: the scores compare numbers.
   values = dict(workdir=str(workdir), dataset_dir=dataset_dir, batch_size=32, train_steps=steps,
-                warmup_epochs=0, random_seed=1, log_every_steps=20)
+                warmup_epochs=0, random_seed=1, log_every_steps=20, precision="fp32")
   values.update(overrides)
   config = config_from_flagfile(str(repo_root / "flags" / task / "fashion_mnist.cfg"), **values)
   trainer = Trainer(config)

@@ -20,6 +20,8 @@ from tfssl.runtime.checkpoint_settings import CheckpointSettings
 class Runtime:
   strategy: tf.distribute.Strategy
   policy: str  # the Keras mixed-precision policy in force
+  precision: str  # --precision as resolved (`auto` -> what it chose)
+  precision_reason: Optional[str]  # why `auto` chose it; None when --precision named it
   loss_scale: bool  # whether the optimizer needs a LossScaleOptimizer
   chief: bool  # whether this worker's files are the ones that are kept
   workdir: Optional[str]  # where this worker writes: config.workdir on the chief, scratch elsewhere
@@ -36,14 +38,18 @@ class Runtime:
 
 def start_runtime(config, run_config: Optional[npu.RunConfig] = None) -> Runtime:
   """Threads, strategy, NPU and precision for `config` (already passed through `run_config`)."""
-  precision.policy_name(config)  # a bad --precision fails before any device is touched
+  if config.precision != precision.AUTO:
+    precision.policy_name(config)  # a bad --precision fails before any device is touched
   cpu_defaults.configure_threads(config)
   strategy = strategy_lib.make_strategy(config)
   npu_handle = npu.open_npu_device(config)
+  chosen, reason = precision.resolve(config, strategy)
+  config = config.replace(precision=chosen)
   policy = precision.apply_precision(config)
   checkpoints = (run_config.checkpoint_settings(config) if run_config is not None
                  else CheckpointSettings.from_config(config))
   workdir = strategy_lib.worker_workdir(config.workdir, strategy) if config.workdir else None
-  return Runtime(strategy=strategy, policy=policy, loss_scale=precision.needs_loss_scale(config),
+  return Runtime(strategy=strategy, policy=policy, precision=chosen, precision_reason=reason,
+                 loss_scale=precision.needs_loss_scale(config),
                  chief=strategy_lib.is_chief(strategy), workdir=workdir, checkpoints=checkpoints,
                  npu_handle=npu_handle, config_workdir=config.workdir)
