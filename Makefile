@@ -12,15 +12,20 @@ export TF_CPP_MIN_LOG_LEVEL ?= 2
 
 install: $(STAMP)
 
-# Re-runs only when setup.py changes; the editable install picks up code changes by itself.
-$(STAMP): setup.py
+# Re-runs only when the metadata changes; the editable install picks up code changes by itself.
+# TensorFlow comes from an extra (pyproject.toml): the CPU build without nvidia-smi, the CUDA one
+# with it, none where a TensorFlow is importable already. No build isolation: the venv's
+# setuptools builds it, without a second download. pip's and setuptools' own notices (every
+# editable install prints setuptools' advisory block) go to $(VENV)/install.log, shown on failure.
+$(STAMP): pyproject.toml setup.py
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install -q --upgrade pip setuptools wheel
-	# No GPU here: the CPU build of TensorFlow (setup.py then requires it instead of `tensorflow`).
-	if ! command -v nvidia-smi >/dev/null 2>&1 && ! $(PY) -c "import tensorflow" 2>/dev/null; then \
-	  $(PY) -m pip install -q "tensorflow-cpu>=2.21"; fi
-	# No build isolation: setup.py must see the TensorFlow build installed above to require it.
-	$(PY) -m pip install -q --no-build-isolation -e ".[test]"
+	@echo "Installing tfssl and its requirements into $(VENV) (log: $(VENV)/install.log)"
+	@$(PY) -m pip install -q --upgrade pip setuptools wheel > $(VENV)/install.log 2>&1 \
+	  || { cat $(VENV)/install.log; exit 1; }
+	@if $(PY) -c "import tensorflow" 2>/dev/null; then extra=test; \
+	elif command -v nvidia-smi >/dev/null 2>&1; then extra=test,gpu; else extra=test,cpu; fi; \
+	$(PY) -m pip install -q --no-build-isolation -e ".[$$extra]" >> $(VENV)/install.log 2>&1 \
+	  || { cat $(VENV)/install.log; exit 1; }
 	touch $(STAMP)
 
 # Fashion-MNIST as TFRecords: Debian's dataset-fashion-mnist, else tensorflow-datasets' download.

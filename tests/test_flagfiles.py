@@ -202,3 +202,38 @@ def test_zero_init_residual_needs_a_post_activation_net():
     get_net("resnet50", None, mode="v2", zero_init_residual=True)
   with pytest.raises(ValueError, match="conv_kernel_init"):
     get_net("resnet50", None, kernel_init="xavier")
+
+
+def test_shipped_configs_are_named_task_slash_dataset():
+  from tfssl import flagfiles
+  from tfssl.config import config_from_flagfile
+  assert flagfiles.names() == sorted(name[:-len(".cfg")] for name in FLAGFILES)
+  path = str(REPO / "tfssl" / "flags" / "simclr" / "imagenet.cfg")
+  for name in ("simclr/imagenet", "simclr/imagenet.cfg", "flags/simclr/imagenet.cfg"):
+    assert flagfiles.path_of(name) == path
+  assert flagfiles.path_of("../simclr/imagenet") is None and flagfiles.path_of("simclr") is None
+  assert flagfiles.resolve(__file__) == __file__  # a path that exists is taken as it is
+  with pytest.raises(ValueError, match="--list_configs"):
+    flagfiles.resolve("simclr/nope")
+  config = config_from_flagfile("simclr/fashion_mnist", workdir="/unused", dataset_dir="/unused")
+  assert config.task == "simclr" and config.dataset == "fashion_mnist"
+  assert flagfiles.summary("simclr/imagenet").startswith("SimCLR v2's ImageNet pretraining")
+
+
+def test_config_and_flagfile_names_become_flagfiles_or_one_line(capsys):
+  from tfssl import flagfiles
+  from tfssl.train_and_eval import with_packaged_configs
+  path = flagfiles.path_of("rotation/fashion_mnist")
+  assert with_packaged_configs(["x", "--config=rotation/fashion_mnist", "--lr=1"]) == [
+      "x", "--flagfile=" + path, "--lr=1"]
+  assert with_packaged_configs(["x", "--config", "rotation/fashion_mnist"]) == [
+      "x", "--flagfile=" + path]
+  assert with_packaged_configs(["x", "--flagfile=rotation/fashion_mnist"]) == [
+      "x", "--flagfile=" + path]
+  for bad in (["x", "--config=rotation/nope"], ["x", "--flagfile=/no/such.cfg"]):
+    with pytest.raises(SystemExit) as exit_info:
+      with_packaged_configs(bad)
+    assert exit_info.value.code == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("tfssl: error: --") and (
+        "--list_configs" in lines[0])

@@ -6,9 +6,27 @@ the command line: `python -m tfssl.train_and_eval`.
 """
 
 import importlib
+import importlib.util
+import os
 import sys
 
 __version__ = "0.1.0"
+
+# TensorFlow comes from an extra (pyproject.toml says why): without it, one line naming them.
+NO_TENSORFLOW = ("tfssl needs TensorFlow >= 2.21, and none is installed: pip install 'tfssl[cpu]' "
+                 "(the CPU build), 'tfssl[gpu]' (CUDA) or 'tfssl[tensorflow]'")
+
+
+def _command_without_tensorflow():
+  """A tfssl command (`python -m tfssl.<command>`, a `tfssl-*` script) where TensorFlow is missing:
+  ends the process with NO_TENSORFLOW and exit code 2 instead of an import traceback."""
+  command = sys.argv and (sys.argv[0] == "-m" or os.path.basename(sys.argv[0]).startswith("tfssl-"))
+  if command and importlib.util.find_spec("tensorflow") is None:
+    sys.stderr.write("tfssl: error: %s\n" % NO_TENSORFLOW)
+    sys.exit(2)
+
+
+_command_without_tensorflow()
 
 # `python -m tfssl.<command>` imports this package while the module is being located, when
 # sys.argv[0] is still "-m" (Python's documented behaviour), and before the command imports
@@ -33,6 +51,8 @@ _API = {
 
 def __getattr__(name):
   if name in _API:
+    if importlib.util.find_spec("tensorflow") is None:
+      raise ImportError(NO_TENSORFLOW)
     return getattr(importlib.import_module(_API[name]), name)
   raise AttributeError("module 'tfssl' has no attribute %r" % name)
 

@@ -450,10 +450,14 @@ def flag_assignments(items, scope=None):
 
 
 def config_from_flagfile(path, **overrides):
-  """A Config as `train_and_eval --flagfile=path --k=v ...` would build it (None values skipped)."""
+  """A Config as `train_and_eval --flagfile=path --k=v ...` would build it (None values skipped).
+
+  `path` is a flagfile, or the name of a shipped config (`simclr/fashion_mnist`, tfssl/flagfiles.py).
+  """
   from absl import flags
+  from tfssl import flagfiles
   fv = define_flags(flags.FlagValues())
-  argv = ["tfssl", "--flagfile=" + path]
+  argv = ["tfssl", "--flagfile=" + flagfiles.resolve(str(path))]
   argv += ["--%s=%s" % (k, v) for k, v in overrides.items() if v is not None]
   fv(argv)
   return Config.from_flags(fv)

@@ -25,6 +25,12 @@ from tfssl.runtime.cpu_defaults import apply_cpu_defaults
 
 define_flags()
 FLAGS = flags.FLAGS
+# The command's own flags (not part of a run's Config).
+flags.DEFINE_string("config", None, "A shipped config by name, task/dataset (e.g. simclr/imagenet; "
+                    "--list_configs shows them): read as --flagfile, the flags given override it.")
+flags.DEFINE_bool("list_configs", False, "Print every shipped config (task/dataset and what it is) "
+                  "and exit.")
+flags.DEFINE_bool("version", False, "Print tfssl's version and exit.")
 
 # `--task=` values that are commands rather than trainable tasks (name -> "module:function").
 COMMANDS = {"knn_eval": "tfssl.tools.knn_eval:run"}
@@ -32,9 +38,9 @@ COMMANDS = {"knn_eval": "tfssl.tools.knn_eval:run"}
 # the package register themselves there (README, "Adding a method").
 PLUGINS_ENV = "TFSSL_PLUGINS"
 # The flags a newcomer needs first: `--help` shows these, `--helpfull` every flag.
-KEY_FLAGS = ("task", "workdir", "dataset", "dataset_dir", "architecture", "batch_size",
-             "lr", "train_steps", "epochs", "preprocessing", "run_eval", "hub_module", "strategy",
-             "precision")
+KEY_FLAGS = ("config", "list_configs", "task", "workdir", "dataset", "dataset_dir", "architecture",
+             "batch_size", "lr", "train_steps", "epochs", "preprocessing", "run_eval", "hub_module",
+             "strategy", "precision", "version")
 
 
 class UsageError(ValueError):
@@ -177,6 +183,14 @@ def with_export_eval_view(config, given):
 def main(argv):
   if len(argv) > 1:
     _usage_exit("unexpected arguments: %s (flags are --name=value)" % " ".join(argv[1:]))
+  if FLAGS.version:
+    from tfssl import __version__
+    print("tfssl %s" % __version__)
+    return
+  if FLAGS.list_configs:
+    from tfssl import flagfiles
+    print(flagfiles.listing())
+    return
   config = with_export_eval_view(Config.from_flags(FLAGS), lambda name: FLAGS[name].present)
   try:
     validate(config)
@@ -253,7 +267,7 @@ def load_plugins(names=None):
                   % (PLUGINS_ENV, names, name, e))
 
 
-FLAGS_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "flags")
+from tfssl.flagfiles import FLAGS_DIR  # noqa: E402  (the shipped configs, tfssl/flagfiles.py)
 
 
 def _flag_value(argv, name):
@@ -290,8 +304,40 @@ def default_flagfile(argv, flags_dir=FLAGS_DIR):
   return None
 
 
+def with_packaged_configs(argv):
+  """argv with `--config=task/dataset` as `--flagfile=<its file>`, and a `--flagfile=` that is no
+  file but names a shipped config pointed at it; one usage line when it is neither."""
+  from tfssl import flagfiles
+  out = []
+  args = iter(argv)
+  for arg in args:
+    name, value = None, None
+    for flag in ("config", "flagfile"):
+      if arg.startswith("--%s=" % flag):
+        name, value = flag, arg.split("=", 1)[1]
+      elif arg == "--%s" % flag:
+        name, value = flag, next(args, "")
+    if name is None:
+      out.append(arg)
+      continue
+    if name == "config":
+      path = flagfiles.path_of(value)
+      if path is None:
+        _usage_exit("--config=%s: no shipped config of that name; `tfssl-train --list_configs` "
+                    "shows them (task/dataset, e.g. simclr/fashion_mnist)" % value)
+    else:
+      try:
+        path = flagfiles.resolve(value)
+      except ValueError as e:
+        _usage_exit("--flagfile=%s: %s" % (value, e))
+    out.append("--flagfile=" + path)
+  return out
+
+
 def with_default_flagfile(argv):
-  """argv with the task's flagfile put first (the flags given still override it), said in one line."""
+  """argv with the task's flagfile put first (the flags given still override it), said in one line;
+  shipped configs named by --config or --flagfile resolved first (with_packaged_configs)."""
+  argv = with_packaged_configs(argv)
   path = default_flagfile(argv[1:])
   if path is None:
     return argv

@@ -9,8 +9,6 @@ import numpy as np
 
 from tfssl.config import Config, config_from_flagfile  # noqa: F401  (the tools' and tests' entry)
 
-REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
 
 def eval_view(config):
   """(chain, flags) to evaluate a representation pretrained with `config` (preprocess.eval_view)."""
@@ -19,7 +17,9 @@ def eval_view(config):
 
 
 def flagfile_path(task, dataset):
-  return os.path.join(REPO, "flags", task, dataset + ".cfg")
+  """The shipped config's file (tfssl/flagfiles.py), whether or not it exists."""
+  from tfssl.flagfiles import FLAGS_DIR
+  return os.path.join(FLAGS_DIR, task, dataset + ".cfg")
 
 
 def pretrain(config):
