@@ -117,8 +117,8 @@ def _apply_if(optimizer, pairs, condition):
 def skip_guarded(train_step):
   """Wraps a task's train_step: in mode `skip`, the state the step changes besides the optimizer's
   update (Task.step_state_variables) is read at the step's start and written back where the step
-  was not finite (tf.where, no branch: a branch in
-  the replica context cannot hold the assignments that merge across replicas)."""
+  was not finite (with tf.where, not a branch: a branch in the replica context cannot hold the
+  assignments that merge across replicas)."""
   @functools.wraps(train_step)
   def step(task, features):
     guard = task.step_guard
