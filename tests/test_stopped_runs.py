@@ -13,6 +13,7 @@ import json
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -261,6 +262,46 @@ def test_sigterm_to_one_of_two_workers_saves_both_at_one_step(tmp_path, fashion_
   assert codes == [0, 0], [t[-2000:] for t in texts]
   assert all("Resumed from" in t and "at step %d" % saved in t for t in texts)
   assert _checkpoint_steps(workdir)[-1] == saved + 2
+
+
+@pytest.mark.slow
+def test_two_workers_in_a_held_workdir_both_stop_with_exit_2(tmp_path, fashion_mnist_dir):
+  """The chief cannot take the lock: the other worker must not wait for it in a collective."""
+  from tfssl.runtime import workdir_lock
+  workdir = tmp_path / "w"
+  workdir.mkdir()
+  holder = subprocess.Popen(["sleep", "300"])
+  try:
+    # The lock as a live run on this machine holds it (`sleep` plays that run).
+    boot, namespace = workdir_lock.machine_identity()
+    (workdir / workdir_lock.LOCK_FILE).write_text(json.dumps(dict(
+        host=socket.gethostname(), pid=holder.pid, boot_id=boot, pid_namespace=namespace,
+        pid_start=workdir_lock.process_start_time(holder.pid), started=time.time(),
+        renewed=time.time(), command="the holder", token="theirs")))
+    cluster = {"worker": ["127.0.0.1:%d" % p for p in free_ports(2)]}
+    logs = [tmp_path / ("worker%d.log" % i) for i in range(2)]
+    procs = []
+    for i in range(2):
+      env = cli.child_env()
+      env["TF_CONFIG"] = json.dumps({"cluster": cluster, "task": {"type": "worker", "index": i}})
+      with open(logs[i], "w") as out:
+        procs.append(subprocess.Popen(
+            [sys.executable, "-m", "tfssl.train_and_eval", "--strategy=multi_worker"]
+            + _args(workdir, fashion_mnist_dir, 5), stdout=out, stderr=subprocess.STDOUT, env=env))
+    try:
+      codes = [p.wait(timeout=240) for p in procs]
+    finally:
+      for p in procs:
+        if p.poll() is None:
+          p.kill()
+    texts = [_read(path) for path in logs]
+    assert codes == [2, 2], [t[-2000:] for t in texts]
+    assert "is in use by another training run (host" in texts[0] and "pid %d" % holder.pid in texts[0]
+    assert "the chief worker could not take --workdir" in texts[1]
+    assert sorted(os.listdir(workdir)) == ["TRAINING_LOCK"]
+  finally:
+    holder.kill()
+    holder.wait()
 
 
 @pytest.mark.slow

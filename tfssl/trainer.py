@@ -30,7 +30,7 @@ from tfssl.models.representation import from_checkpoint, weights_checkpoint
 from tfssl.runtime import stop_signals
 from tfssl.runtime.session import start_runtime
 from tfssl.runtime.strategy import task_of
-from tfssl.runtime.workdir_lock import WorkdirLock
+from tfssl.runtime.workdir_lock import WorkdirLock, WorkdirLocked
 from tfssl.workdir import Workdir, WorkdirError
 
 DONE_FILE = "TRAINING_IS_DONE"
@@ -121,11 +121,20 @@ class Trainer:
     # One training run per workdir: the chief holds the lock (the other workers write scratch
     # directories of their own) from before anything is written until the run ends.
     lock = self._lock = WorkdirLock(self.workdir.path) if self.chief else None
+    refused = None
     if lock is not None:
       self.workdir.make()
-      took_over = lock.acquire()
-      if took_over:
-        logging.warning("%s", took_over)
+      try:
+        took_over = lock.acquire()
+        if took_over:
+          logging.warning("%s", took_over)
+      except WorkdirLocked as e:
+        refused = e
+    if task_of(self.strategy):
+      # The other workers would wait in the first step's collective for a chief that left.
+      self._agree_on_the_lock(refused)
+    if refused is not None:
+      raise refused
     try:
       with stop_signals.StopSignals() as signals:
         return self._train(signals)
@@ -242,6 +251,16 @@ class Trainer:
   def close(self):
     """Removes a non-chief worker's scratch workdir and closes the NPU, if any."""
     self.runtime.close()
+
+  def _agree_on_the_lock(self, refused):
+    """Several workers: every one learns (one all-reduce) whether the chief holds the lock, and
+    the others stop with the same exit code as the chief when it does not."""
+    vote = tf.constant(0.0 if refused is None else 1.0)
+    votes = self.strategy.reduce(tf.distribute.ReduceOp.SUM,
+                                 self.strategy.run(lambda: tf.identity(vote)), axis=None)
+    if refused is None and float(votes) > 0:
+      raise WorkdirLocked("the chief worker could not take --workdir %s: another training run "
+                          "holds it (the chief's line names it)" % self.workdir.path)
 
   def _stop_on_signal(self, manager, signals):
     """Saves the step reached and raises TrainingStopped with the signal's exit code."""
