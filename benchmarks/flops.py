@@ -79,12 +79,8 @@ def function_flops(fn, *args):
 
 def cpu_has_bf16():
   """Whether this CPU multiplies bfloat16 natively (AVX512_BF16 or AMX-BF16, /proc/cpuinfo)."""
-  try:
-    with open("/proc/cpuinfo") as f:
-      words = set(f.read().split())
-  except OSError:
-    return False
-  return bool(words & {"avx512_bf16", "amx_bf16"})
+  from tfssl.runtime.precision import cpu_flags
+  return bool(cpu_flags() & {"avx512_bf16", "amx_bf16"})
 
 
 def matmul_rate(size=4096, runs=7, dtype=tf.float32):

@@ -108,3 +108,19 @@ def rotation_run(tmp_path_factory, fashion_mnist_dir):
   assert evaluator.run_eval() == 4
   evaluator.close()
   return config, os.path.join(config.workdir, "export", "4")
+
+
+@pytest.fixture
+def workers():
+  """Starts multi-worker jobs (helpers.workers.Workers(tmp_path, name, args)) and kills whatever is
+  left of them after the test."""
+  from helpers.workers import Workers
+  started = []
+
+  def start(*args, **kwargs):
+    started.append(Workers(*args, **kwargs))
+    return started[-1]
+
+  yield start
+  for job in started:
+    job.kill()

@@ -14,20 +14,16 @@ collective, as a real job does when a machine dies) resumes from the chief's new
 both are relaunched with the same command.
 """
 
-import json
 import os
 import re
 import signal
-import subprocess
-import sys
 import time
 
 import pytest
 
 from helpers import equivalence
-from helpers.cli import child_env, flags_of
+from helpers.cli import flags_of
 from helpers.pipeline_reference import reference_run
-from helpers.ports import free_ports
 
 pytestmark = pytest.mark.slow
 
@@ -42,53 +38,6 @@ TASKS = {
     "simclr": dict(task="simclr", preprocessing="simclr_augment", image_size=32, optimizer="lars",
                    lr=1e-4, temperature=0.5, proj_out_dim=16),
 }
-
-
-class Workers:
-  """Two `python -m tfssl.train_and_eval` processes of one multi-worker job."""
-
-  def __init__(self, tmp_path, name, values):
-    ports = free_ports(WORKERS)
-    cluster = {"worker": ["127.0.0.1:%d" % p for p in ports]}
-    self.logs = [tmp_path / ("%s-worker%d.log" % (name, i)) for i in range(WORKERS)]
-    self.procs = []
-    for i in range(WORKERS):
-      env = child_env()
-      env["TF_CONFIG"] = json.dumps({"cluster": cluster, "task": {"type": "worker", "index": i}})
-      with open(self.logs[i], "w") as log:
-        self.procs.append(subprocess.Popen(
-            [sys.executable, "-m", "tfssl.train_and_eval", "--strategy=multi_worker"]
-            + flags_of(values), stdout=log, stderr=subprocess.STDOUT, env=env))
-
-  def wait(self, timeout=600):
-    deadline = time.time() + timeout
-    try:
-      return [p.wait(timeout=max(1, deadline - time.time())) for p in self.procs]
-    finally:
-      self.kill()
-
-  def kill(self):
-    for p in self.procs:
-      if p.poll() is None:
-        p.send_signal(signal.SIGKILL)
-        p.wait()
-
-  def log(self, index):
-    return self.logs[index].read_text()
-
-
-@pytest.fixture
-def workers():
-  """Starts jobs (Workers(...) arguments) and kills whatever is left of them after the test."""
-  started = []
-
-  def start(*args):
-    started.append(Workers(*args))
-    return started[-1]
-
-  yield start
-  for job in started:
-    job.kill()
 
 
 def run_reference(values):
@@ -132,7 +81,7 @@ def test_two_workers_train_what_one_process_trains(tmp_path, fashion_mnist_dir, 
   assert int(reference["global_step"]) == STEPS
   assert checkpoint_steps(workdir) == [0]
 
-  job = workers(tmp_path, task, values)
+  job = workers(tmp_path, task, flags_of(values))
   assert job.wait() == [0, 0], job.log(0)[-3000:] + job.log(1)[-3000:]
   assert "Resumed from %s at step 0" % os.path.join(str(workdir), "ckpt-0") in job.log(0)
   # Only the chief's files are kept; the other worker's scratch directory is gone.
@@ -171,7 +120,7 @@ def test_killed_workers_resume_from_the_newest_checkpoint(tmp_path, fashion_mnis
   workdir = tmp_path / "workdir"
   values = dict(COMMON, dataset_dir=fashion_mnist_dir, workdir=str(workdir), train_steps=10000,
                 save_checkpoints_secs=1, **TASKS["supervised"])
-  job = workers(tmp_path, "first", values)
+  job = workers(tmp_path, "first", flags_of(values))
   wait_for_checkpoint(workdir, job, at_least=2)
   job.procs[1].send_signal(signal.SIGKILL)  # a machine dies...
   job.procs[1].wait()
@@ -183,7 +132,7 @@ def test_killed_workers_resume_from_the_newest_checkpoint(tmp_path, fashion_mnis
 
   # The same command again (only the target moved, to keep the test short).
   values["train_steps"] = resumed + 2
-  again = workers(tmp_path, "again", values)
+  again = workers(tmp_path, "again", flags_of(values))
   assert again.wait() == [0, 0], again.log(0)[-3000:] + again.log(1)[-3000:]
   for index in range(WORKERS):
     assert "at step %d" % resumed in again.log(index), again.log(index)[-3000:]

@@ -24,7 +24,6 @@ import tensorflow as tf
 
 from helpers import cli
 from helpers.configs import tiny_values
-from helpers.ports import free_ports
 from helpers.tasks import make_task
 
 # A small supervised run of the fashion_mnist flagfile's recipe (lr 0.1, SGD with momentum).
@@ -217,33 +216,19 @@ def test_sigterm_saves_the_step_reached_and_a_second_run_meanwhile_is_refused(
 
 
 @pytest.mark.slow
-def test_sigterm_to_one_of_two_workers_saves_both_at_one_step(tmp_path, fashion_mnist_dir):
+def test_sigterm_to_one_of_two_workers_saves_both_at_one_step(tmp_path, fashion_mnist_dir, workers):
   workdir = tmp_path / "w"
-  cluster = {"worker": ["127.0.0.1:%d" % p for p in free_ports(2)]}
-  logs = [tmp_path / ("worker%d.log" % i) for i in range(2)]
 
-  def launch(steps):
-    procs = []
-    for i in range(2):
-      env = cli.child_env()
-      env["TF_CONFIG"] = json.dumps({"cluster": cluster, "task": {"type": "worker", "index": i}})
-      with open(logs[i], "w") as out:
-        procs.append(subprocess.Popen(
-            [sys.executable, "-m", "tfssl.train_and_eval", "--strategy=multi_worker"]
-            + _args(workdir, fashion_mnist_dir, steps, "--save_checkpoints_secs=3600",
-                    "--log_every_steps=1"), stdout=out, stderr=subprocess.STDOUT, env=env))
-    return procs
+  def args(steps):
+    return _args(workdir, fashion_mnist_dir, steps, "--save_checkpoints_secs=3600",
+                 "--log_every_steps=1")
 
-  procs = launch(5000)
-  try:
-    _wait_for(lambda: len(re.findall(r"step (\d+)/5000", _read(logs[0]))) >= 2, procs[0], logs[0])
-    procs[1].send_signal(signal.SIGTERM)  # the non-chief only: the chief learns it in a step
-    codes = [p.wait(timeout=180) for p in procs]
-  finally:
-    for p in procs:
-      if p.poll() is None:
-        p.kill()
-  texts = [_read(path) for path in logs]
+  job = workers(tmp_path, "first", args(5000))
+  _wait_for(lambda: len(re.findall(r"step (\d+)/5000", job.log(0))) >= 2, job.procs[0],
+            job.logs[0])
+  job.procs[1].send_signal(signal.SIGTERM)  # the non-chief only: the chief learns it in a step
+  codes = job.wait(timeout=180)
+  texts = [job.log(0), job.log(1)]
   assert codes == [143, 143], [t[-2000:] for t in texts]
   found = [re.search(r"^tfssl: stopped by (SIGTERM|a signal on another worker) at step (\d+) of "
                      r"5000: saved", t, re.M) for t in texts]
@@ -251,21 +236,16 @@ def test_sigterm_to_one_of_two_workers_saves_both_at_one_step(tmp_path, fashion_
   assert [f.group(1) for f in found] == ["a signal on another worker", "SIGTERM"]
   saved = int(found[0].group(2))
   assert int(found[1].group(2)) == saved and _checkpoint_steps(workdir) == [saved]
-  procs = launch(saved + 2)
-  try:
-    codes = [p.wait(timeout=240) for p in procs]
-  finally:
-    for p in procs:
-      if p.poll() is None:
-        p.kill()
-  texts = [_read(path) for path in logs]
+  again = workers(tmp_path, "again", args(saved + 2))
+  codes = again.wait(timeout=240)
+  texts = [again.log(0), again.log(1)]
   assert codes == [0, 0], [t[-2000:] for t in texts]
   assert all("Resumed from" in t and "at step %d" % saved in t for t in texts)
   assert _checkpoint_steps(workdir)[-1] == saved + 2
 
 
 @pytest.mark.slow
-def test_two_workers_in_a_held_workdir_both_stop_with_exit_2(tmp_path, fashion_mnist_dir):
+def test_two_workers_in_a_held_workdir_both_stop_with_exit_2(tmp_path, fashion_mnist_dir, workers):
   """The chief cannot take the lock: the other worker must not wait for it in a collective."""
   from tfssl.runtime import workdir_lock
   workdir = tmp_path / "w"
@@ -278,23 +258,9 @@ def test_two_workers_in_a_held_workdir_both_stop_with_exit_2(tmp_path, fashion_m
         host=socket.gethostname(), pid=holder.pid, boot_id=boot, pid_namespace=namespace,
         pid_start=workdir_lock.process_start_time(holder.pid), started=time.time(),
         renewed=time.time(), command="the holder", token="theirs")))
-    cluster = {"worker": ["127.0.0.1:%d" % p for p in free_ports(2)]}
-    logs = [tmp_path / ("worker%d.log" % i) for i in range(2)]
-    procs = []
-    for i in range(2):
-      env = cli.child_env()
-      env["TF_CONFIG"] = json.dumps({"cluster": cluster, "task": {"type": "worker", "index": i}})
-      with open(logs[i], "w") as out:
-        procs.append(subprocess.Popen(
-            [sys.executable, "-m", "tfssl.train_and_eval", "--strategy=multi_worker"]
-            + _args(workdir, fashion_mnist_dir, 5), stdout=out, stderr=subprocess.STDOUT, env=env))
-    try:
-      codes = [p.wait(timeout=240) for p in procs]
-    finally:
-      for p in procs:
-        if p.poll() is None:
-          p.kill()
-    texts = [_read(path) for path in logs]
+    job = workers(tmp_path, "held", _args(workdir, fashion_mnist_dir, 5))
+    codes = job.wait(timeout=240)
+    texts = [job.log(0), job.log(1)]
     assert codes == [2, 2], [t[-2000:] for t in texts]
     assert "is in use by another training run (host" in texts[0] and "pid %d" % holder.pid in texts[0]
     assert "the chief worker could not take --workdir" in texts[1]

@@ -8,6 +8,7 @@ import json
 import os
 import socket
 import subprocess
+import sys
 import threading
 import time
 import uuid
@@ -19,6 +20,7 @@ from tfssl.runtime.workdir_lock import LOCK_FILE, WorkdirLock, WorkdirLocked, re
 from tfssl.workdir import WorkdirError, atomic_write_text
 
 HOST = socket.gethostname()
+LINUX = sys.platform.startswith("linux")
 COMMAND = "python -m tfssl.train_and_eval --task=rotation --workdir=/tmp/w"
 
 
@@ -95,8 +97,9 @@ def test_a_live_run_on_this_host_is_refused_and_nothing_is_written(tmp_path, sle
 def test_a_reused_pid_is_a_gone_run(tmp_path, sleeper):
   # The pid is alive, but it is another process than the one that wrote the lock.
   start = workdir_lock.process_start_time(sleeper)
-  if start is None:
-    pytest.skip("no /proc: start times are unknown")
+  if not LINUX:  # only Linux's /proc tells a process's start time
+    pytest.skip("no /proc on %s" % sys.platform)
+  assert start is not None
   _write_lock(tmp_path, pid=sleeper, pid_start=start - 1)
   lock = WorkdirLock(str(tmp_path))
   try:
@@ -158,8 +161,9 @@ def test_an_unreadable_lock_is_taken_over_once_it_is_not_being_written(tmp_path,
 def test_a_lock_from_before_a_restart_or_from_another_container(tmp_path):
   from tfssl.runtime.workdir_lock import machine_identity
   boot, namespace = machine_identity()
-  if boot is None or namespace is None:
-    pytest.skip("no /proc boot id or pid namespace here")
+  if not LINUX:  # the boot id and pid namespace come from Linux's /proc
+    pytest.skip("no /proc on %s" % sys.platform)
+  assert boot and namespace
   live = subprocess.Popen(["sleep", "60"])
   try:
     # The live pid under another boot: a run from before the machine restarted.

@@ -199,7 +199,7 @@ def main(argv):
   # Heavy imports only now, after the flags are known to be sane.
   import tensorflow as tf
   from tfssl.runtime.workdir_lock import WorkdirLocked
-  from tfssl.trainer import Trainer, TrainingStopped
+  from tfssl.trainer import NONFINITE_EXIT_CODE, Trainer, TrainingStopped
   from tfssl.workdir import WorkdirError
   trainer = None
   try:
@@ -219,7 +219,7 @@ def main(argv):
   except TrainingStopped as e:
     # A non-finite step (exit 3) or SIGTERM / Ctrl-C after saving (143 / 130).
     _error_exit(str(e), code=e.exit_code,
-                prefix="tfssl: error:" if e.exit_code == 3 else "tfssl:")
+                prefix="tfssl: error:" if e.exit_code == NONFINITE_EXIT_CODE else "tfssl:")
   except ValueError as e:
     # tfssl's checks of what the user gave (a folder, an export, a chain, a split) raise
     # ValueError with a message naming the thing and the fix. TFSSL_TRACEBACK=1 shows where.

@@ -13,7 +13,8 @@ a method. The workdir holds:
 
 A run that cannot go on keeps what it had: a step whose loss is not finite stops it before anything
 is saved from that state (tasks/step_guard.py), and SIGTERM or Ctrl-C saves the step reached before
-it exits (runtime/stop_signals.py); both raise TrainingStopped, which names the exit code.
+it exits (runtime/stop_signals.py); both raise TrainingStopped (training_stops.py), which names
+the exit code.
 """
 
 import os
@@ -30,19 +31,11 @@ from tfssl.models.representation import from_checkpoint, weights_checkpoint
 from tfssl.runtime import stop_signals
 from tfssl.runtime.session import start_runtime
 from tfssl.runtime.strategy import task_of
-from tfssl.runtime.workdir_lock import WorkdirLock, WorkdirLocked
+from tfssl.training_stops import (NONFINITE_EXIT_CODE, TrainingStopped, diverged, hold_workdir,
+                                  nonfinite_variables, stopped_by_signal)
 from tfssl.workdir import Workdir, WorkdirError
 
 DONE_FILE = "TRAINING_IS_DONE"
-NONFINITE_EXIT_CODE = 3
-
-
-class TrainingStopped(RuntimeError):
-  """The run stopped before its last step and says why in one line; `exit_code` is the command's."""
-
-  def __init__(self, message, exit_code):
-    super().__init__(message)
-    self.exit_code = exit_code
 
 
 class Trainer:
@@ -120,21 +113,8 @@ class Trainer:
     self.build()
     # One training run per workdir: the chief holds the lock (the other workers write scratch
     # directories of their own) from before anything is written until the run ends.
-    lock = self._lock = WorkdirLock(self.workdir.path) if self.chief else None
-    refused = None
-    if lock is not None:
-      self.workdir.make()
-      try:
-        took_over = lock.acquire()
-        if took_over:
-          logging.warning("%s", took_over)
-      except WorkdirLocked as e:
-        refused = e
-    if task_of(self.strategy):
-      # The other workers would wait in the first step's collective for a chief that left.
-      self._agree_on_the_lock(refused)
-    if refused is not None:
-      raise refused
+    lock = self._lock = hold_workdir(self.workdir, self.chief, self.strategy,
+                                     multi_worker=bool(task_of(self.strategy)))
     try:
       with stop_signals.StopSignals() as signals:
         return self._train(signals)
@@ -252,53 +232,25 @@ class Trainer:
     """Removes a non-chief worker's scratch workdir and closes the NPU, if any."""
     self.runtime.close()
 
-  def _agree_on_the_lock(self, refused):
-    """Several workers: every one learns (one all-reduce) whether the chief holds the lock, and
-    the others stop with the same exit code as the chief when it does not."""
-    vote = tf.constant(0.0 if refused is None else 1.0)
-    votes = self.strategy.reduce(tf.distribute.ReduceOp.SUM,
-                                 self.strategy.run(lambda: tf.identity(vote)), axis=None)
-    if refused is None and float(votes) > 0:
-      raise WorkdirLocked("the chief worker could not take --workdir %s: another training run "
-                          "holds it (the chief's line names it)" % self.workdir.path)
-
   def _stop_on_signal(self, manager, signals):
     """Saves the step reached and raises TrainingStopped with the signal's exit code."""
-    step = self.step
-    self._save(manager, step)
-    raise TrainingStopped(
-        "stopped by %s at step %d of %d: saved %s; run the same command to resume" % (
-            signals.name or "a signal on another worker", step, self.total_steps,
-            manager.latest_checkpoint), stop_signals.exit_code(signals.received or 15))
+    self._save(manager, self.step)
+    raise stopped_by_signal(signals, self.step, self.total_steps, manager.latest_checkpoint)
 
   def _save(self, manager, step):
     """A checkpoint at `step`, refused (TrainingStopped) when a value in it is not finite, and
     (WorkdirError) when another run has taken the workdir's lock over."""
     if self._lock is not None and not self._lock.held:
-      raise WorkdirError("another training run took over --workdir %s (its %s); this run stops "
-                         "without saving" % (self.workdir.path, "TRAINING_LOCK"))
-    bad = [v.path if hasattr(v, "path") else v.name for v in self.task.weights + self.optimizer.variables
-           if tf.as_dtype(v.dtype).is_floating and not bool(tf.reduce_all(tf.math.is_finite(v)))]
+      raise WorkdirError("another training run took over --workdir %s (its TRAINING_LOCK); this "
+                         "run stops without saving" % self.workdir.path)
+    bad = nonfinite_variables(self.task.weights + self.optimizer.variables)
     if bad:
       raise self._diverged(manager, "%d variables hold values that are not finite (%s first)"
                            % (len(bad), bad[0]))
     return self.workdir.save(manager, step)
 
   def _diverged(self, manager, what=None):
-    guard = self.task.step_guard
-    step = self.step
-    if what is None and guard.mode == "skip":
-      what = ("%d steps in a row were not finite after step %d (--on_nonfinite=skip, "
-              "--max_nonfinite_steps=%d; %d skipped in all)" % (
-                  int(guard.consecutive.numpy()), step, guard.max_consecutive,
-                  int(guard.nonfinite_steps.numpy())))
-    elif what is None:
-      what = "the loss or its gradient was not finite at step %d (--on_nonfinite=stop)" % step
-    latest = manager.latest_checkpoint
-    keep = ("the newest checkpoint, %s, is finite and stays the one a run resumes from" % latest
-            if latest else "no checkpoint was written before it")
-    return TrainingStopped("%s: nothing was saved from it; %s: lower --lr (or check the data) and "
-                           "run again" % (what, keep), NONFINITE_EXIT_CODE)
+    return diverged(self.task.step_guard, self.step, manager.latest_checkpoint, what)
 
   def _make_train_function(self):
     """run_steps(iterator, n) -> float: n steps, fewer where the non-finite guard stops the run or
