@@ -22,12 +22,21 @@ def _run(op, is_training, seed=(1, 2), image=IMAGE, **config):
   return {k: v.numpy() for k, v in out.items()}
 
 
-@pytest.mark.parametrize("op", ["simclr_augment", "byol_augment"])
-def test_two_view_ops_give_two_different_views_in_0_1(op):
+def _unnormalized(images, mean, std):
+  return images * np.asarray(std, np.float32) + np.asarray(mean, np.float32)
+
+
+@pytest.mark.parametrize("op, mean, std", [
+    ("simclr_augment", (0.0, 0.0, 0.0), (1.0, 1.0, 1.0)),
+    # DeepMind's BYOL normalises both views with ImageNet's mean and std after their colour.
+    ("byol_augment", (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)),
+])
+def test_two_view_ops_give_two_different_views_in_0_1(op, mean, std):
   out = _run(op, True, image_size=32)
   views = out["image"]
   assert views.shape == (2, 32, 32, 3) and views.dtype == np.float32
-  assert views.min() >= 0.0 and views.max() <= 1.0
+  views = _unnormalized(views, mean, std)
+  assert views.min() >= -1e-6 and views.max() <= 1.0 + 1e-6
   assert np.abs(views[0] - views[1]).mean() > 0.01
   assert out["label"] == 3
 
@@ -40,14 +49,30 @@ def test_views_repeat_with_the_seed_and_change_without_it():
   assert np.abs(a - c).mean() > 0.01
 
 
-@pytest.mark.parametrize("op", ["simclr_augment", "byol_augment", "center_crop_resize"])
+@pytest.mark.parametrize("op", ["simclr_augment", "byol_augment", "center_crop_resize",
+                                "byol_eval_view"])
 def test_eval_view_is_the_centre_crop_and_deterministic(op):
-  # 64 px, image_size 56: SimCLR's 0.875 centre crop is 56 px from (4, 4), resized 56 -> 56.
+  # 64 px, image_size 56: SimCLR's 0.875 centre crop is 56 px from (4, 4), resized 56 -> 56
+  # (DeepMind's BYOL keeps 224/256 = 0.875 too, and normalises as in training).
   image = RNG.randint(0, 256, size=(64, 64, 3)).astype(np.uint8)
   a = _run(op, False, seed=(1, 1), image=image, image_size=56)["image"]
   b = _run(op, False, seed=(9, 9), image=image, image_size=56)["image"]
   np.testing.assert_array_equal(a, b)
+  if "byol" in op:
+    a = _unnormalized(a, (0.485, 0.456, 0.406), (0.229, 0.224, 0.225))
   np.testing.assert_allclose(a, image[4:60, 4:60] / 255.0, atol=1e-5)
+
+
+def test_swav_eval_view_is_its_eval_linear_resize_and_centre_crop():
+  # eval_linear.py: Resize(256) (the shorter side; bilinear, antialiased on PIL) and
+  # CenterCrop(224), normalised with SwAV's constants (its first std is 0.228). At 112 px:
+  # a 150x120 image's shorter side goes to 128, the longer to int(128 * 150 / 120) = 160;
+  # the centre 112 starts at round(48 / 2) = 24 and round(16 / 2) = 8.
+  image = RNG.randint(0, 256, size=(150, 120, 3)).astype(np.uint8)
+  out = _run("swav_eval_view", False, image=image, image_size=112)["image"]
+  resized = tf.image.resize(image / 255.0, [160, 128], "bilinear", antialias=True).numpy()
+  expected = (resized[24:136, 8:120] - [0.485, 0.456, 0.406]) / [0.228, 0.224, 0.225]
+  np.testing.assert_allclose(out, expected, atol=1e-4)
 
 
 def test_small_eval_images_are_only_resized():
@@ -60,8 +85,9 @@ def test_multi_crop_groups_by_size_in_flag_order():
   out = _run("multi_crop", True, **SWAV)
   assert set(out) == {"crops_32", "crops_16", "label"}
   assert out["crops_32"].shape == (2, 32, 32, 3) and out["crops_16"].shape == (3, 16, 16, 3)
-  for key in ("crops_32", "crops_16"):
-    assert out[key].min() >= 0.0 and out[key].max() <= 1.0
+  for key in ("crops_32", "crops_16"):  # normalised with SwAV's mean and std
+    crops = _unnormalized(out[key], (0.485, 0.456, 0.406), (0.228, 0.224, 0.225))
+    assert crops.min() >= -1e-6 and crops.max() <= 1.0 + 1e-6
   assert np.abs(out["crops_16"][0] - out["crops_16"][1]).mean() > 0.01
   config = Config.make(nmb_crops="1,2,3", size_crops="32,16,32", min_scale_crops="0.1,0.1,0.1",
                        max_scale_crops="1,1,1")
@@ -223,8 +249,8 @@ def test_randaugment_picks_ops_by_index_and_keeps_uint8_values():
 
 @pytest.mark.parametrize("multi_view, single_view, config", [
     ("simclr_augment", "center_crop_resize", dict(image_size=32)),
-    ("byol_augment", "center_crop_resize", dict(image_size=32)),
-    ("multi_crop", "center_crop_resize", dict(SWAV, image_size=32)),
+    ("byol_augment", "byol_eval_view", dict(image_size=32)),
+    ("multi_crop", "swav_eval_view", dict(SWAV, image_size=32)),
     ("ava_views", "ava_eval_view", dict(image_size=32)),
 ])
 def test_single_view_counterparts_give_the_multi_view_ops_eval_image_in_both_modes(
@@ -304,7 +330,8 @@ def _byol_views(seeds, image):
       lambda s: get_preprocess_fn("byol_augment", Config.make(image_size=32), True)(
           {"image": tf.constant(image), "label": tf.constant(0)},
           seed=tf.stack([s, tf.constant(11, tf.int64)]))["image"])
-  return np.stack([v.numpy() for v in ds.batch(100)]).reshape(-1, 2, 32, 32, 3)
+  views = np.stack([v.numpy() for v in ds.batch(100)]).reshape(-1, 2, 32, 32, 3)
+  return _unnormalized(views, view_colour.IMAGENET_MEAN, view_colour.IMAGENET_STD)
 
 
 def test_byol_views_grayscale_and_solarise_at_the_papers_rates():

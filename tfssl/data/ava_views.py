@@ -1,4 +1,5 @@
-"""AVA's (AAG, Tu et al. 2020) views as preprocessing ops, as the MindSpore seed makes them.
+"""AVA's (AAG, Tu et al. 2020) views as preprocessing ops, as the MindSpore seed makes them
+(its RandomResizedCrop samples as torchvision's; its colour ops are PIL's).
 
   ava_views      train: image [3, S, S, 3] = (x, y, aux), normalised with the CIFAR mean/std
                  eval:  image [S, S, 3], resized if needed and normalised the same way
@@ -26,18 +27,19 @@ def normalize_cifar(image01):
 
 def ava_standard_view(image, size):
   """Crop (0.2-1), colour adjust 0.4 always (hue 0.4 too; random order), grayscale p=0.2, flip."""
-  x = random_resized_crop(to_float01(image), size, area_range=(0.2, 1.0), min_object_covered=0.0,
-                          method="bilinear", antialias=True)
+  x = random_resized_crop(to_float01(image), size, area_range=(0.2, 1.0), method="bilinear",
+                          antialias=True, sampler="torchvision")
   # Jitter always (p=1), then grayscale p=0.2 and flip (which commutes with both), on this one
-  # view: AVA's views stay on the host, normalised and beside a RandAugment one.
+  # view, with PIL's contrast and saturation: AVA's views stay on the host, normalised and
+  # beside a RandAugment one.
   params = draw_params((0.4, 0.4, 0.4, 0.4), p_jitter=1.0, p_gray=0.2)
-  return apply_params(tf.clip_by_value(x, 0.0, 1.0)[None], params[None])[0]
+  return apply_params(tf.clip_by_value(x, 0.0, 1.0)[None], params[None], form="pil")[0]
 
 
 def ava_aux_view(image, size, n, m):
   """Crop (0.2-1), flip, RandAugment(n, m) on uint8 values."""
   x = random_resized_crop(tf.cast(image, tf.float32), size, area_range=(0.2, 1.0),
-                          min_object_covered=0.0, method="bilinear", antialias=True)
+                          method="bilinear", antialias=True, sampler="torchvision")
   x = random_flip(quantize(x))
   return randaugment(x, n, m) / 255.0
 

@@ -1,10 +1,12 @@
 """SwAV's multi-crop as a preprocessing op, and the crop layout the SwAV task reads.
 
-  multi_crop  train: one key per crop size, `crops_<size>` [n, size, size, 3] in [0, 1], in the
-              order of --size_crops (equal sizes share one key); no `image` key. Their
-              photometric part is applied by view_colour.py (at the end of the chain, or
-              from `crops_<size>_colour` in the train step with --augment_on_device)
-              eval:  image [S0, S0, 3], S0 = the first --size_crops
+  multi_crop  train: one key per crop size, `crops_<size>` [n, size, size, 3], in the order of
+              --size_crops (equal sizes share one key); no `image` key. Their photometric
+              part (PIL's forms) and SwAV's mean/std normalisation are applied by
+              view_colour.py (at the end of the chain, or from `crops_<size>_colour_swav` in
+              the train step with --augment_on_device)
+              eval:  swav_eval_view's image at S0, the first --size_crops
+  swav_eval_view  train and eval: SwAV's eval_linear.py view, [S, S, 3] normalised like the crops
 
 `crop_groups(config)` is the one reading of --nmb_crops/--size_crops/--min_scale_crops/
 --max_scale_crops: the op lays its crops out by it, and tasks/swav.py indexes --crops_for_assign by it.
@@ -13,8 +15,9 @@
 import tensorflow as tf
 
 from tfssl.data.preprocess import register
-from tfssl.data.view_colour import SUFFIX, draw_params, to_uint8
-from tfssl.data.view_ops import eval_view, random_resized_crop, simclr_strengths, to_float01
+from tfssl.data.view_colour import (IMAGENET_MEAN, SWAV_STD, colour_key, draw_params, normalize,
+                                    to_uint8)
+from tfssl.data.view_ops import random_resized_crop, simclr_strengths, to_float01
 
 
 def crop_groups(config):
@@ -39,26 +42,57 @@ def num_crops(config):
 
 
 def swav_view(image, size, scale, strength, blur):
-  """(crop, its photometric parameters): torchvision's RandomResizedCrop (bilinear, antialiased),
-  then flip, jitter p=0.8, grayscale p=0.2, blur p=0.5 (view_colour.py applies them)."""
-  x = random_resized_crop(image, size, area_range=scale, min_object_covered=0.0,
-                          method="bilinear", antialias=True)
+  """(crop, its photometric parameters): torchvision's RandomResizedCrop (its sampler; bilinear,
+  antialiased as PIL resizes), then flip, jitter p=0.8, grayscale p=0.2, blur p=0.5 with PIL's
+  forms (view_colour.py applies them)."""
+  x = random_resized_crop(image, size, area_range=scale, method="bilinear", antialias=True,
+                          sampler="torchvision")
   return to_uint8(x), draw_params(simclr_strengths(strength), p_blur=0.5 if blur else 0.0)
 
 
-@register("multi_crop", views=lambda config: num_crops(config),
-          eval_op="center_crop_resize (with --image_size = the first --size_crops)",
-          deferred_colour=True)
-def multi_crop(data, config, is_training):
-  """SwAV's multi-crop: per group, crops of (min, max) area scale, flip, colour, blur p=0.5.
+def swav_eval_image(image, size):
+  """SwAV's eval_linear.py view at `size`: the shorter side resized to 256/224 of it (bilinear,
+  antialiased, as torchvision's Resize on a PIL image), the centre size x size, normalised with
+  SwAV's mean/std. CIFAR-sized images (size <= 32) are only resized, as SimCLR's are."""
+  x = to_float01(image)
+  if size > 32:
+    shape = tf.cast(tf.shape(x)[:2], tf.float64)
+    short = int(size * 256 / 224)
+    # torchvision's Resize(int): the shorter side to `short`, the longer one int(short * ratio).
+    scale = short / tf.reduce_min(shape)
+    resized = tf.where(shape == tf.reduce_min(shape), float(short), tf.floor(shape * scale))
+    resized = tf.cast(resized, tf.int32)
+    x = tf.image.resize(x, resized, method="bilinear", antialias=True)
+    # CenterCrop: offsets int(round((side - size) / 2)), half to even as Python's round.
+    top, left = tf.unstack(tf.cast(tf.round(tf.cast(resized - size, tf.float64) / 2.0), tf.int32))
+    x = tf.slice(x, tf.stack([top, left, 0]), [size, size, -1])
+  else:
+    x = tf.image.resize(x, [size, size], method="bilinear", antialias=True)
+  x = tf.ensure_shape(tf.clip_by_value(x, 0.0, 1.0), [size, size, 3])
+  return normalize(x, IMAGENET_MEAN, SWAV_STD)
 
-  Outputs stay in [0, 1] like SimCLR's, where SwAV normalises with the ImageNet mean/std; the op's
-  eval mode gives the matching evaluation image.
-  """
+
+def _eval_size(config):
+  return int(config.image_size or (config.size_crops_list or [224])[0])
+
+
+@register("swav_eval_view")
+def swav_eval_view(data, config, is_training):
+  del is_training  # deterministic in both modes, like center_crop_resize
+  out = dict(data)
+  out["image"] = swav_eval_image(data["image"], _eval_size(config))
+  return out
+
+
+@register("multi_crop", views=lambda config: num_crops(config),
+          eval_op="swav_eval_view (at the first --size_crops)", deferred_colour=True)
+def multi_crop(data, config, is_training):
+  """SwAV's multi-crop: per group, crops of (min, max) area scale, flip, colour, blur p=0.5, then
+  SwAV's mean/std normalisation; the op's eval mode gives the matching evaluation image."""
   out = {k: v for k, v in data.items() if k != "image"}
   groups = crop_groups(config)
   if not is_training:
-    out["image"] = eval_view(data["image"], groups[0][1])
+    out["image"] = swav_eval_image(data["image"], groups[0][1])
     return out
   image = data["image"]
   image = image if image.dtype == tf.uint8 else to_float01(image)  # crops scale uint8 to [0, 1]
@@ -67,5 +101,5 @@ def multi_crop(data, config, is_training):
     blur = bool(config.use_blur) and size > 32
     crops, params = zip(*[swav_view(image, size, (low, high), strength, blur)
                           for count, low, high in parts for _ in range(count)])
-    out[key], out[key + SUFFIX] = tf.stack(crops), tf.stack(params)
+    out[key], out[colour_key(key, "swav")] = tf.stack(crops), tf.stack(params)
   return out

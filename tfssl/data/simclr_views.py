@@ -2,10 +2,12 @@
 
   simclr_augment  train: image [2, S, S, 3] in [0, 1], two independent SimCLR views
                   eval:  image [S, S, 3] in [0, 1] (centre crop 0.875 for S > 32, else a resize)
-  byol_augment    train: image [2, S, S, 3], BYOL's asymmetric pair (blur 1.0 / 0.1, solarize
-                  0 / 0.2); eval as simclr_augment
+  byol_augment    train: image [2, S, S, 3], BYOL's asymmetric pair (DeepMind's crop sampler;
+                  blur 1.0 / 0.1, solarize 0 / 0.2), normalised with ImageNet's mean and std
+                  eval:  byol_eval_view's image
   center_crop_resize  train and eval: the deterministic eval view, [S, S, 3] in [0, 1] (the eval
-                  image of simclr_augment, byol_augment and, at S = S0, multi_crop)
+                  image of simclr_augment)
+  byol_eval_view  train and eval: center_crop_resize's image normalised as byol_augment's views
 
 S is --image_size (default 224). Each op runs per example inside tf.data, so each view of each
 image draws its own random parameters; the crops are made there, and the views' photometric part
@@ -16,7 +18,8 @@ or, with --augment_on_device, in the train step.
 import tensorflow as tf
 
 from tfssl.data.preprocess import register
-from tfssl.data.view_colour import SUFFIX, draw_params, to_uint8
+from tfssl.data.view_colour import (IMAGENET_MEAN, IMAGENET_STD, colour_key, draw_params,
+                                    normalize, to_uint8)
 from tfssl.data.view_ops import (eval_view, image_size, random_resized_crop, simclr_strengths,
                                  to_float01)
 
@@ -25,10 +28,11 @@ from tfssl.data.view_ops import (eval_view, image_size, random_resized_crop, sim
 MIN_AREA = 0.08
 
 
-def _crop(image, size, min_area=MIN_AREA):
-  """SimCLR's crop of a uint8 or [0, 1] image: min_area-1 of the area, coverage 0.1, bicubic; in
-  8 bits until its colour is applied (view_colour.to_uint8)."""
-  return to_uint8(random_resized_crop(image, size, area_range=(min_area, 1.0)))
+def _crop(image, size, min_area=MIN_AREA, sampler="simclr"):
+  """A crop of a uint8 or [0, 1] image covering min_area-1 of its area, bicubic, in 8 bits until
+  its colour is applied (view_colour.to_uint8): SimCLR's sampler (coverage 0.1) or DeepMind's
+  BYOL's (crop_samplers.py)."""
+  return to_uint8(random_resized_crop(image, size, area_range=(min_area, 1.0), sampler=sampler))
 
 
 def simclr_view(image, size, strength, blur, min_area=MIN_AREA):
@@ -44,26 +48,33 @@ BYOL_STRENGTHS = (0.4, 0.4, 0.2, 0.1)
 
 
 def byol_view(image, size, strength, blur_p, solarize_p, min_area=MIN_AREA):
-  return _crop(image, size, min_area), draw_params(
+  return _crop(image, size, min_area, sampler="byol"), draw_params(
       tuple(strength * s for s in BYOL_STRENGTHS), p_blur=blur_p, p_solarize=solarize_p,
       additive_brightness=True)
 
 
-def _pair_op(data, config, is_training, make_views):
+def byol_eval_image(image, size):
+  """BYOL's evaluation image: SimCLR's (DeepMind's centre crop keeps 224/256 = 0.875 of the
+  shorter side too) with ImageNet's mean and std, as its eval_experiment.py normalises."""
+  return normalize(eval_view(image, size), IMAGENET_MEAN, IMAGENET_STD)
+
+
+def _pair_op(data, config, is_training, make_views, style=""):
   """The two ops' shared frame: the eval view in eval mode, else make_views(image, size,
-  strength, blur, min_area) stacked, with their parameters under image_colour; blur follows
-  SimCLR's rule (only for images > 32 px and with --use_blur)."""
+  strength, blur, min_area) stacked, with their parameters under image's colour key for
+  `style` (view_colour.STYLES); blur follows SimCLR's rule (only for images > 32 px and with
+  --use_blur)."""
   size = image_size(config, 224)
   out = dict(data)
   if not is_training:
-    out["image"] = eval_view(data["image"], size)
+    out["image"] = (byol_eval_image if style == "byol" else eval_view)(data["image"], size)
     return out
   blur = bool(config.use_blur) and size > 32
   strength = float(config.color_jitter_strength)
   image = data["image"]
   image = image if image.dtype == tf.uint8 else to_float01(image)
   views, params = zip(*make_views(image, size, strength, blur, float(config.crop_min_area)))
-  out["image"], out["image" + SUFFIX] = tf.stack(views), tf.stack(params)
+  out["image"], out[colour_key("image", style)] = tf.stack(views), tf.stack(params)
   return out
 
 
@@ -73,16 +84,18 @@ def simclr_augment(data, config, is_training):
       simclr_view(image, size, strength, blur, area) for _ in range(2)])
 
 
-@register("byol_augment", views=2, eval_op="center_crop_resize", deferred_colour=True)
+@register("byol_augment", views=2, eval_op="byol_eval_view", deferred_colour=True)
 def byol_augment(data, config, is_training):
-  """BYOL's pair: view 1 always blurred and never solarised, view 2 blurred 0.1, solarised 0.2.
+  """BYOL's pair: view 1 always blurred and never solarised, view 2 blurred 0.1, solarised 0.2;
+  DeepMind's crop (one draw of area and aspect, clamped to the image), and both views
+  normalised with ImageNet's mean and std after their colour, as byol_experiment.py does.
 
   Without blur (images of 32 px or less, or --nouse_blur) neither view is blurred; the TF2 BYOL
   seed's CIFAR code had neither blur nor solarisation and flipped with probability 0.25.
   """
   return _pair_op(data, config, is_training, lambda image, size, strength, blur, area: [
       byol_view(image, size, strength, 1.0 if blur else 0.0, 0.0, area),
-      byol_view(image, size, strength, 0.1 if blur else 0.0, 0.2, area)])
+      byol_view(image, size, strength, 0.1 if blur else 0.0, 0.2, area)], style="byol")
 
 
 @register("center_crop_resize")
@@ -90,4 +103,12 @@ def center_crop_resize(data, config, is_training):
   del is_training  # deterministic in both modes: an eval view for kNN banks and probes
   out = dict(data)
   out["image"] = eval_view(data["image"], image_size(config, 224))
+  return out
+
+
+@register("byol_eval_view")
+def byol_eval_view(data, config, is_training):
+  del is_training  # deterministic in both modes, like center_crop_resize
+  out = dict(data)
+  out["image"] = byol_eval_image(data["image"], image_size(config, 224))
   return out

@@ -4,7 +4,8 @@ SimCLR's, BYOL's and SwAV's views are a geometric part (random crop, resize) and
 part (flip, colour jitter in random order, grayscale, Gaussian blur, solarisation). The view op
 draws the photometric part's random parameters per view from the example's stateless seed
 (`draw_params`: a vector of NUM_PARAMS scalars, cheap) and stores them beside the views under
-`<key>_colour`. `finish_views` then applies them in one of two places:
+`<key>_colour` (or `<key>_colour_<style>`: STYLES, whose forms and normalisation the original
+used). `finish_views` then applies them in one of two places:
 
   - at the end of the example's chain, view by view (the default; select="per_view": tf.image's
     fused kernels behind a tf.cond per decision, so what does not apply costs nothing);
@@ -23,8 +24,11 @@ convolution, the same kernel), several times faster on a CPU (docs/RESULTS.md). 
 (batched, each jitter op only on the views that take it) is the batched form for dynamic shapes.
 """
 
+import collections
+
 import tensorflow as tf
 
+from tfssl.data import pil_colour
 from tfssl.data.randomness import next_seed, uniform
 
 FIELDS = ("flip", "jitter", "order0", "order1", "order2", "order3", "brightness_scale",
@@ -33,6 +37,36 @@ NUM_PARAMS = len(FIELDS)
 _INDEX = {name: i for i, name in enumerate(FIELDS)}
 SUFFIX = "_colour"
 BRIGHTNESS, CONTRAST, SATURATION, HUE = range(4)  # the jitter ops, as the order fields name them
+FORMS = ("tf", "pil")  # whose contrast, saturation and blur: tf.image's/SimCLR's, or PIL's
+
+# ImageNet's mean and std: DeepMind's BYOL normalises with them, SwAV with its own first std
+# (0.228, in multicropdataset.py and eval_linear.py).
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+SWAV_STD = (0.228, 0.224, 0.225)
+
+# How an original finishes its views, named by the end of the parameters' key: `<key>_colour`
+# (SimCLR: tf.image's forms, [0, 1] out), `<key>_colour_byol` (the same, then ImageNet's
+# mean/std), `<key>_colour_swav` (PIL's forms, then SwAV's mean/std). The name travels with
+# the views, so both places that apply the colour (the chain's end, the train step) finish them
+# alike without knowing the op.
+Style = collections.namedtuple("Style", "form mean std")
+STYLES = {"": Style("tf", None, None), "byol": Style("tf", IMAGENET_MEAN, IMAGENET_STD),
+          "swav": Style("pil", IMAGENET_MEAN, SWAV_STD)}
+
+
+def colour_key(key, style=""):
+  """The key a view op stores `key`'s photometric parameters under, for a STYLES name."""
+  if style not in STYLES:
+    raise ValueError("unknown view style %r: use one of %s" % (style, sorted(STYLES)))
+  return key + SUFFIX + ("_" + style if style else "")
+
+
+def normalize(images, mean, std):
+  """(images - mean) / std per channel, or the images as they are when mean is None."""
+  if mean is None:
+    return images
+  return (images - tf.constant(mean, images.dtype)) / tf.constant(std, images.dtype)
 
 
 def to_uint8(views01):
@@ -78,9 +112,9 @@ def draw_params(strengths, p_jitter=0.8, p_gray=0.2, p_blur=0.0, p_solarize=0.0,
   torchvision's ColorJitter: factors from [max(0, 1 - s), 1 + s], a hue shift from [-h, h];
   brightness multiplies by its factor, or with `additive_brightness` adds a delta from [-b, b]
   (DeepMind's BYOL, tf.image.random_brightness). The four are applied in a random order, drawn
-  here. Blur: sigma ~ U(0.1, 2.0) with probability p_blur (0 = not blurred). Contrast blends
-  each channel with its own mean (tf.image's, SimCLR's) where torchvision uses the grayscale
-  mean: a small, documented difference for SwAV and AVA.
+  here. Blur: sigma ~ U(0.1, 2.0) with probability p_blur (0 = not blurred), drawn per view
+  (SimCLR's TF code draws one sigma per batch slot: a negligible difference). Which contrast,
+  saturation and blur these factors drive, tf.image's or PIL's, is the applying side's `form`.
   """
   brightness, contrast, saturation, hue = strengths
   values = {"flip": _decide(0.5) if flip else tf.constant(0.0), "jitter": _decide(p_jitter)}
@@ -109,7 +143,8 @@ def _per_image(values):
 
 
 def adjust_contrast(images, factors):
-  """tf.image.adjust_contrast per image: each channel blended with its own mean."""
+  """tf.image.adjust_contrast per image: each channel blended with its own mean (PIL's form is
+  pil_colour.adjust_contrast)."""
   means = tf.reduce_mean(images, axis=[1, 2], keepdims=True)
   return (images - means) * _per_image(factors) + means
 
@@ -187,15 +222,23 @@ def gaussian_blur(images, sigmas, kernel_size, block=BLUR_BLOCK):
 
 
 # ---- applying a batch's parameters ----
-def _jitter_op(op, images, params):
+def _jitter_op(op, images, params, form):
   column = lambda name: params[:, _INDEX[name]]  # noqa: E731
   if op == BRIGHTNESS:
     return images * _per_image(column("brightness_scale")) + _per_image(column("brightness_shift"))
   if op == CONTRAST:
-    return adjust_contrast(images, column("contrast"))
+    contrast = pil_colour.adjust_contrast if form == "pil" else adjust_contrast
+    return contrast(images, column("contrast"))
   if op == SATURATION:
-    return adjust_saturation(images, column("saturation"))
+    saturation = pil_colour.adjust_saturation if form == "pil" else adjust_saturation
+    return saturation(images, column("saturation"))
   return adjust_hue(images, column("hue"))
+
+
+def _blur(images, sigmas, form):
+  if form == "pil":
+    return pil_colour.gaussian_blur(images, sigmas)
+  return gaussian_blur(images, sigmas, blur_kernel_size(images.shape[1]))
 
 
 def _where_images(condition, yes, no):
@@ -211,12 +254,15 @@ def _apply_to(selected, fn, images, params, select):
   return tf.tensor_scatter_nd_update(images, index, changed)
 
 
-def apply_params(images, params, select="gather"):
+def apply_params(images, params, select="gather", form="tf"):
   """images [N, S, S, 3] after the crop (uint8, or float in [0, 1]), params [N, NUM_PARAMS] ->
   the finished float views in [0, 1]: flip, jitter (p, random order, clipped after each op),
-  grayscale, blur, solarise, clipped."""
+  grayscale, blur, solarise, clipped. `form` (FORMS): tf.image's contrast and saturation and
+  SimCLR's blur, or PIL's (pil_colour.py)."""
+  if form not in FORMS:
+    raise ValueError("form must be one of %s, got %r" % (FORMS, form))
   if select == "per_view":
-    return tf.stack([_finish_one(images[i], params[i]) for i in range(images.shape[0])])
+    return tf.stack([_finish_one(images[i], params[i], form) for i in range(images.shape[0])])
   if select not in ("gather", "mask"):
     raise ValueError("select must be 'per_view', 'gather' or 'mask', got %r" % (select,))
   params = tf.cast(params, tf.float32)
@@ -228,20 +274,18 @@ def apply_params(images, params, select="gather"):
     op_of_round = column("order%d" % round_)
     for op in range(4):
       chosen = tf.logical_and(jittered, tf.equal(op_of_round, float(op)))
-      x = _apply_to(chosen, lambda v, p, op=op: tf.clip_by_value(_jitter_op(op, v, p), 0.0, 1.0),
-                    x, params, select)
+      x = _apply_to(chosen, lambda v, p, op=op: tf.clip_by_value(_jitter_op(op, v, p, form), 0.0,
+                                                                 1.0), x, params, select)
   x = _where_images(column("gray") > 0.5, luma(x), x)
   size = images.shape[1]
   if size is not None and size > 0:
-    kernel = blur_kernel_size(size)
     x = _apply_to(column("blur_sigma") > 0.0,
-                  lambda v, p: gaussian_blur(v, p[:, _INDEX["blur_sigma"]], kernel), x, params,
-                  select)
+                  lambda v, p: _blur(v, p[:, _INDEX["blur_sigma"]], form), x, params, select)
   x = _where_images(column("solarize") > 0.5, tf.where(x < 0.5, x, 1.0 - x), x)
   return tf.clip_by_value(x, 0.0, 1.0)
 
 
-def _finish_one(image, params):
+def _finish_one(image, params, form="tf"):
   """apply_params for one view [S, S, 3] with tf.image's fused kernels (one factor per call),
   each decision a tf.cond and the jitter round a switch_case, so what does not apply costs
   nothing: on a CPU, per view in the input pipeline, this beats the batched closed forms (whole-
@@ -249,9 +293,14 @@ def _finish_one(image, params):
   p = {name: params[_INDEX[name]] for name in FIELDS}
   when = lambda flag, fn, x: tf.cond(flag, lambda: fn(x), lambda: x)  # noqa: E731
   x = when(p["flip"] > 0.5, lambda v: tf.reverse(v, [1]), _to_float01(image))
-  ops = [lambda v: v * p["brightness_scale"] + p["brightness_shift"],
-         lambda v: tf.image.adjust_contrast(v, p["contrast"]),
-         lambda v: tf.image.adjust_saturation(v, p["saturation"]),
+  one = lambda fn, v, factor: fn(v[None], factor[None])[0]  # noqa: E731
+  if form == "pil":
+    contrast = lambda v: one(pil_colour.adjust_contrast, v, p["contrast"])  # noqa: E731
+    saturation = lambda v: one(pil_colour.adjust_saturation, v, p["saturation"])  # noqa: E731
+  else:
+    contrast = lambda v: tf.image.adjust_contrast(v, p["contrast"])  # noqa: E731
+    saturation = lambda v: tf.image.adjust_saturation(v, p["saturation"])  # noqa: E731
+  ops = [lambda v: v * p["brightness_scale"] + p["brightness_shift"], contrast, saturation,
          lambda v: tf.image.adjust_hue(v, p["hue"])]
 
   def jitter(v):
@@ -263,16 +312,29 @@ def _finish_one(image, params):
 
   x = when(p["jitter"] > 0.5, jitter, x)
   x = when(p["gray"] > 0.5, lambda v: luma(v[None])[0], x)
-  size = image.shape[0]
-  x = when(p["blur_sigma"] > 0.0, lambda v: gaussian_blur(
-      v[None], p["blur_sigma"][None], blur_kernel_size(size))[0], x)
+  x = when(p["blur_sigma"] > 0.0, lambda v: _blur(v[None], p["blur_sigma"][None], form)[0], x)
   x = when(p["solarize"] > 0.5, lambda v: tf.where(v < 0.5, v, 1.0 - v), x)
   return tf.clip_by_value(x, 0.0, 1.0)
 
 
+def _deferred(data):
+  """{image key: (its parameters' key, Style)} of `data`'s views whose colour is still to apply."""
+  found = {}
+  for style in STYLES:
+    for k in data:
+      name = colour_key("", style)
+      if k.endswith(name) and k[:-len(name)] in data:
+        found[k[:-len(name)]] = (k, STYLES[style])
+  return found
+
+
 def deferred_keys(data):
-  """The image keys of `data` whose colour is still to be applied (a `<key>_colour` beside)."""
-  return sorted(k[:-len(SUFFIX)] for k in data if k.endswith(SUFFIX) and k[:-len(SUFFIX)] in data)
+  """The image keys of `data` whose colour is still to be applied (a `<key>_colour...` beside)."""
+  return sorted(_deferred(data))
+
+
+def is_colour_key(key):
+  return any(key.endswith(colour_key("", style)) for style in STYLES)
 
 
 def finish_views(data, select="per_view"):
@@ -281,15 +343,16 @@ def finish_views(data, select="per_view"):
   Views may be [V, S, S, 3] (one example) or [B, V, S, S, 3] (a batch; "per_view" needs a known
   B); a dict with nothing deferred is returned as it is.
   """
-  keys = deferred_keys(data)
-  if not keys:
+  deferred = _deferred(data)
+  if not deferred:
     return data
-  out = {k: v for k, v in data.items() if not k.endswith(SUFFIX)}
-  for key in keys:
-    views, params = data[key], data[key + SUFFIX]
+  done_keys = {k for k, _ in deferred.values()}
+  out = {k: v for k, v in data.items() if k not in done_keys}
+  for key, (params_key, style) in sorted(deferred.items()):
+    views, params = data[key], data[params_key]
     shape = tf.shape(views)
     flat = tf.reshape(views, tf.concat([[-1], shape[-3:]], 0))
     flat.set_shape([None] + views.shape[-3:].as_list())
-    done = apply_params(flat, tf.reshape(params, [-1, NUM_PARAMS]), select)
-    out[key] = tf.reshape(done, shape)
+    done = apply_params(flat, tf.reshape(params, [-1, NUM_PARAMS]), select, style.form)
+    out[key] = tf.reshape(normalize(done, style.mean, style.std), shape)
   return out

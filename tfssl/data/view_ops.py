@@ -4,11 +4,13 @@ SimCLR's, BYOL's, SwAV's and AVA's views are a crop from here and a photometric 
 view_colour.py (simclr_views.py, multi_crop.py, ava_views.py). Every random decision takes its seed
 from the chain (randomness.py). Written over tf.image rather than Keras's preprocessing layers
 because the methods' exact parameter ranges are part of their recipes (SimCLR's coverage-
-constrained crop, torchvision's antialiased one), and each example needs its own stateless seed.
+constrained crop, torchvision's and BYOL's samplers: crop_samplers.py), and each example needs its
+own stateless seed.
 """
 
 import tensorflow as tf
 
+from tfssl.data.crop_samplers import crop_window
 from tfssl.data.randomness import next_seed
 
 # SimCLR's eval crop keeps this fraction of the shorter side (data_util.CROP_PROPORTION).
@@ -26,20 +28,19 @@ def to_float01(image):
 
 # ---- geometry ----
 def random_resized_crop(image, size, area_range, aspect_range=(3 / 4, 4 / 3),
-                        min_object_covered=0.1, method="bicubic", antialias=False):
+                        min_object_covered=0.1, method="bicubic", antialias=False,
+                        sampler="simclr"):
   """A random crop covering `area_range` of the image, resized to size x size (float out; in
   [0, 1] for a uint8 image, else in the image's own range).
 
-  SimCLR's `random_crop_with_resize` is min_object_covered=0.1 with bicubic; torchvision's
-  RandomResizedCrop (SwAV, AVA) has no coverage constraint, hence 0 there.
+  `sampler` is whose window it is (crop_samplers.py): SimCLR's (coverage min_object_covered,
+  bicubic), torchvision's (SwAV, AVA: bilinear, antialiased like PIL's resize) or DeepMind's
+  BYOL's (bicubic).
   """
   shape = tf.shape(image)
-  whole = tf.constant([0.0, 0.0, 1.0, 1.0], tf.float32, shape=[1, 1, 4])
-  begin, crop_size, _ = tf.image.stateless_sample_distorted_bounding_box(
-      shape, bounding_boxes=whole, seed=next_seed(), min_object_covered=min_object_covered,
-      aspect_ratio_range=aspect_range, area_range=area_range, max_attempts=100,
-      use_image_if_no_bounding_boxes=True)
-  crop = tf.slice(image, begin, crop_size)
+  top, left, height, width = crop_window(sampler, shape[0], shape[1], area_range, aspect_range,
+                                         min_object_covered)
+  crop = tf.slice(image, tf.stack([top, left, 0]), tf.stack([height, width, -1]))
   out = tf.image.resize(tf.cast(crop, tf.float32), [size, size], method=method, antialias=antialias)
   if image.dtype == tf.uint8:
     # Resizing is linear: cropping the uint8 image and scaling the crop's output to [0, 1] is
