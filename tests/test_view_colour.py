@@ -154,13 +154,23 @@ def test_augment_on_device_gives_the_host_views_of_real_images(fashion_mnist_dir
   device = _batch(fashion_mnist_dir, chain, True, **flags)
   assert not view_colour.deferred_keys(host)
   keys = view_colour.deferred_keys(device)
-  assert keys and all(device[k + view_colour.SUFFIX].shape[-1] == view_colour.NUM_PARAMS
-                      for k in keys)
+  params = [k for k in device if view_colour.is_colour_key(k)]
+  assert keys and len(params) == len(keys)
+  assert all(device[k].shape[-1] == view_colour.NUM_PARAMS for k in params)
   finished = tf.function(Task.finish_views)(device)  # in a graph, as the train step runs it
   assert sorted(finished) == sorted(host)
   for key in host:
     np.testing.assert_array_equal(host[key].numpy(), again[key].numpy())  # same seed, same batch
-    np.testing.assert_allclose(finished[key].numpy(), host[key].numpy(), atol=2e-5, err_msg=key)
+    difference = np.abs(finished[key].numpy() - host[key].numpy())
+    if chain == "multi_crop":
+      # PIL's blur rounds to 8-bit levels after each pass (pil_colour.py): where the host's and
+      # the step's float jitter (tf.image's kernels, the closed forms; equal to ~1e-6) sit on
+      # either side of a half level, the two round one level apart. Rare, and one level at most
+      # (in SwAV's normalised units: 1 / 255 / 0.224).
+      assert difference.max() <= 1 / 255 / 0.224 + 1e-4, key
+      assert (difference > 1e-4).mean() < 1e-3, (key, (difference > 1e-4).mean())
+    else:
+      np.testing.assert_allclose(finished[key].numpy(), host[key].numpy(), atol=2e-5, err_msg=key)
   for key in keys:
     # 8-bit crops that differ from the finished views: the colour really was left to the step
     assert device[key].dtype == tf.uint8

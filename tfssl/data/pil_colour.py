@@ -68,9 +68,13 @@ def box_radius(sigmas, passes=BLUR_PASSES):
   return inner + fraction
 
 
-def _reach(max_sigma):
-  """How many taps either side the widest box (sigma = max_sigma) needs: floor(radius) + 1."""
-  return int(math.floor(float(box_radius(max_sigma)))) + 1
+def _reach(max_sigma, passes=BLUR_PASSES):
+  """How many taps either side the widest box (sigma = max_sigma) needs: floor(radius) + 1
+  (box_radius's formula in Python: the reach is static, known before any graph is built)."""
+  sigma2 = max_sigma * max_sigma / passes
+  inner = math.floor((math.sqrt(12.0 * sigma2 + 1.0) - 1.0) / 2.0)
+  fraction = (2 * inner + 1) * (inner * (inner + 1) - 3 * sigma2) / (6 * (sigma2 - (inner + 1) ** 2))
+  return int(math.floor(inner + fraction)) + 1
 
 
 def box_taps(sigmas, reach):
