@@ -20,7 +20,8 @@ from absl import flags
 from absl import logging
 
 from tfssl.config import ALL_FLAGS, Config, define_flags, flag_spec
-from tfssl.runtime.console import flags_parser, quiet_tensorflow_banner, use_short_log_lines
+from tfssl.runtime.console import (error_line, flags_parser, quiet_tensorflow_banner,
+                                   use_short_log_lines)
 from tfssl.runtime.cpu_defaults import apply_cpu_defaults
 
 define_flags()
@@ -225,7 +226,7 @@ def main(argv):
     # ValueError with a message naming the thing and the fix. TFSSL_TRACEBACK=1 shows where.
     if os.environ.get("TFSSL_TRACEBACK") == "1":
       raise
-    _usage_exit(str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__)
+    _usage_exit(error_line(str(e)) or type(e).__name__)
   except tf.errors.OpError as e:
     message = op_user_error(e)
     if message is None:

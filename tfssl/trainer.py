@@ -353,7 +353,10 @@ class Trainer:
     entry also records `train_seconds`, the training time that reached `step`."""
     from tfssl.evaluation import knn
     cfg = self.config
-    chain = cfg.knn_preprocessing
+    # The one rule for the evaluation view (preprocess.eval_view): --knn_preprocessing, else the
+    # evaluation chain of --preprocessing (rotate left out, augmented views replaced by their
+    # eval op), as exports record it and knn_eval / linear_eval read it.
+    chain, _ = preprocess.eval_view(cfg)
     if self._knn_representation is None:
       # Traced once per trainer, not at every monitored step.
       self._knn_representation = tf.function(
@@ -366,7 +369,7 @@ class Trainer:
     query_ds = self.input_fn(cfg.val_split, False, preprocessing=chain)(None)
     result = knn.knn_accuracy(rep, bank_ds, query_ds, cfg.knn_end_point,
                               self.dataset_spec.num_classes, k=cfg.knn_k,
-                              temperature=cfg.knn_temperature)
+                              temperature=cfg.knn_temperature, combine=cfg.combine_patches)
     metrics = {"knn_top1": float(result["top1"]), "knn_top5": float(result["top5"])}
     logging.info("kNN at step %d: %s", step, metrics)
     self._write_summaries("eval", step, metrics)

@@ -89,19 +89,38 @@ def _rank_classes(sims, labels, num_classes, temperature):
   return np.argsort(-scores, axis=1, kind="stable")
 
 
-def extract_features(fn, dataset, end_point):
+def _combined(features, views, combine):
+  """[N * V, D] features of V views per example -> [N, D'] (COMBINE_MODES, as linear_probe's)."""
+  per_example = np.reshape(features, [-1, views, features.shape[-1]])
+  if combine == "avg_pool":
+    return per_example.mean(axis=1)
+  if combine == "max_pool":
+    return per_example.max(axis=1)
+  if combine == "concat":
+    return per_example.reshape(per_example.shape[0], -1)
+  raise ValueError("unknown --combine_patches=%s; choose avg_pool, max_pool or concat" % combine)
+
+
+def extract_features(fn, dataset, end_point, combine="avg_pool"):
   """Runs `fn(images) -> end_points dict` over a dataset of {"image", "label"} batches.
 
   Returns (features float32 [N, D], labels int [N]); a 4-D end point is global-average-pooled,
-  anything else flattened per example.
+  anything else flattened per example. Where an evaluation chain keeps several views per example
+  ([N, V, h, w, c]: a patch model's tiles, exemplar's instances), each view goes through `fn` and
+  their features are combined per example by `combine` (--combine_patches), as linear
+  evaluation combines them.
   """
   features, labels = [], []
   for batch in dataset:
-    out = fn(batch["image"])[end_point]
+    images = batch["image"]
+    views = images.shape[1] if len(images.shape) == 5 else None
+    if views is not None:
+      images = tf.reshape(images, [-1] + images.shape[2:].as_list())
+    out = fn(images)[end_point]
     if len(out.shape) == 4:
       out = tf.reduce_mean(out, axis=[1, 2])
-    out = tf.reshape(tf.cast(out, tf.float32), [tf.shape(out)[0], -1])
-    features.append(out.numpy())
+    out = tf.reshape(tf.cast(out, tf.float32), [tf.shape(out)[0], -1]).numpy()
+    features.append(_combined(out, views, combine) if views is not None else out)
     labels.append(np.asarray(batch["label"]))
   if not features:
     raise ValueError("extract_features: the dataset yielded no batches")
@@ -109,10 +128,11 @@ def extract_features(fn, dataset, end_point):
 
 
 def knn_accuracy(representation, bank_dataset, query_dataset, end_point, num_classes, k=200,
-                 temperature=0.1):
+                 temperature=0.1, combine="avg_pool"):
   """{"top1", "top5"} of the weighted vote: features of `end_point` from `representation`
-  (images -> end points dict) over the bank and query datasets of {"image", "label"} batches."""
-  bank, bank_labels = extract_features(representation, bank_dataset, end_point)
-  queries, query_labels = extract_features(representation, query_dataset, end_point)
+  (images -> end points dict) over the bank and query datasets of {"image", "label"} batches
+  (several views per example combined by `combine`: extract_features)."""
+  bank, bank_labels = extract_features(representation, bank_dataset, end_point, combine)
+  queries, query_labels = extract_features(representation, query_dataset, end_point, combine)
   return weighted_knn(bank, bank_labels, queries, query_labels, num_classes, k=k,
                       temperature=temperature)

@@ -131,6 +131,34 @@ def op_error_text(message):
   return text.strip().rstrip("'").strip()
 
 
+_RAISED = re.compile(r"^\s*(?:[\w.]+\.)?(\w*(?:Error|Exception)): (.*)$")
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+
+
+def error_line(message):
+  """One line for an error message: its first, except for errors raised while a function was
+  traced, whose text begins `in user code:` and a traceback (AutoGraph's form): there, the last
+  `SomeError: what` line and what follows it up to Keras's `Arguments received` (Keras puts
+  the layer's name on that line and the reason on the next), which name what failed."""
+  text = _ANSI.sub("", (message or "")).strip()
+  if not text:
+    return ""
+  lines = text.splitlines()
+  if not lines[0].startswith("in user code:"):
+    return lines[0]
+  last = max((i for i, line in enumerate(lines) if _RAISED.match(line)), default=None)
+  if last is None:
+    return lines[0]
+  kind, what = _RAISED.match(lines[last]).groups()
+  parts = [what.strip()]
+  for line in lines[last + 1:]:
+    if line.strip().startswith("Arguments received"):
+      break
+    if line.strip():
+      parts.append(line.strip())
+  return "%s: %s" % (kind, " ".join(parts))
+
+
 def flags_parser(prefix, hint):
   """A `flags_parser` for absl's app.run: a flag absl cannot parse ends with one `prefix` line and
   exit code 2, as the commands' other usage errors (absl's own exits 1 after a FATAL line)."""
