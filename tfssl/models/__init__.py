@@ -24,3 +24,6 @@ Contract (used by tasks and the export):
 
 from tfssl.models.factory import ARCHITECTURES, get_net, get_net_for_task  # noqa: F401
 from tfssl.models.heads import LinearHead, MLPHead, PatchHead, ProjectionHead  # noqa: F401
+# Registers the classes a saved `.keras` encoder names (Encoder, ProjectedNet, the backbones and
+# heads), so `keras.saving.load_model` finds them after `import tfssl.models`.
+from tfssl.models import projected, representation  # noqa: F401,E402

@@ -37,6 +37,21 @@ class Backbone(keras.Model):
     end_points["logits"] = logits
     return logits, end_points
 
+  def get_config(self):
+    """What `get_net` built this net from (its `net_args`), so a saved `.keras` model rebuilds
+    it; a backbone made otherwise has none and cannot be saved that way."""
+    if getattr(self, "net_args", None) is None:
+      raise NotImplementedError("%s was not built by tfssl.models.get_net, so it has no config to "
+                                "save; save its weights instead" % self.name)
+    return {"name": self.name, "net_args": dict(self.net_args)}
+
+  @classmethod
+  def from_config(cls, config):
+    from tfssl.models.factory import get_net  # the factory imports every backbone module
+    args = dict(config["net_args"])
+    return get_net(args.pop("architecture"), args.pop("num_classes"), name=config.get("name"),
+                   **args)
+
   def no_weight_decay_variables(self):
     """Kernels the original left without an L2 regulariser (RevNet's stem); empty by default."""
     return []

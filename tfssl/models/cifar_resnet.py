@@ -46,6 +46,7 @@ class BasicBlock(keras.layers.Layer):
     return ops.relu(shortcut + y)
 
 
+@keras.saving.register_keras_serializable(package="tfssl")
 class SmallResNet(Backbone):
   """Post-activation ResNet with a CIFAR (3x3/1, no pool) or ImageNet (7x7/2 + pool) stem.
 

@@ -53,14 +53,24 @@ def get_net(architecture, num_classes, filters_factor=None, last_relu=True, mode
   common = dict(num_classes=num_classes, filters_factor=int(filters_factor), style=style,
                 name=name or architecture)
   if architecture == "vgg19":
-    return vgg19(**common)
-  common.update(last_relu=last_relu, root_conv_stride=int(root_conv_stride),
-                strides=tuple(int(s) for s in strides))
-  if architecture == "resnet50":
-    return resnet50(mode=mode or "v2", **common)
-  builders = {"revnet50": revnet50, "cifar_resnet18": cifar_resnet18,
-              "cifar_resnet50": cifar_resnet50, "resnet18": resnet18}
-  return builders[architecture](**common)
+    net = vgg19(**common)
+  else:
+    common.update(last_relu=last_relu, root_conv_stride=int(root_conv_stride),
+                  strides=tuple(int(s) for s in strides))
+    if architecture == "resnet50":
+      net = resnet50(mode=mode or "v2", **common)
+    else:
+      builders = {"revnet50": revnet50, "cifar_resnet18": cifar_resnet18,
+                  "cifar_resnet50": cifar_resnet50, "resnet18": resnet18}
+      net = builders[architecture](**common)
+  # What the net is rebuilt from when a .keras file is loaded (Backbone.get_config).
+  net.net_args = dict(architecture=architecture, num_classes=num_classes,
+                      filters_factor=int(filters_factor), last_relu=bool(last_relu), mode=mode,
+                      root_conv_stride=int(root_conv_stride),
+                      strides=[int(s) for s in strides], global_bn=bool(global_bn),
+                      bn_momentum=float(bn_momentum), bn_epsilon=float(bn_epsilon),
+                      zero_init_residual=bool(zero_init_residual), kernel_init=kernel_init)
+  return net
 
 
 def get_net_for_task(config, num_classes, patch=False):

@@ -33,6 +33,7 @@ class PatchHead(keras.Model):
     return _float32(self.fc8(x))
 
 
+@keras.saving.register_keras_serializable(package="tfssl")
 class ProjectionHead(keras.Model):
   """SimCLR's projection head; returns `(output, hiddens)`.
 
@@ -51,6 +52,8 @@ class ProjectionHead(keras.Model):
     self.out_dim = out_dim
     self.global_bn = global_bn
     self.bn_args = dict(momentum=bn_momentum, epsilon=bn_epsilon)
+    self._config = dict(num_layers=num_layers, hidden_dim=hidden_dim, out_dim=out_dim,
+                        global_bn=bool(global_bn), bn_momentum=bn_momentum, bn_epsilon=bn_epsilon)
     self.dense_layers = []
     self.norm_layers = []
 
@@ -74,7 +77,11 @@ class ProjectionHead(keras.Model):
       hiddens.append(x)
     return _float32(x), hiddens
 
+  def get_config(self):
+    return dict(self._config, name=self.name)
 
+
+@keras.saving.register_keras_serializable(package="tfssl")
 class MLPHead(keras.Model):
   """dense -> BN -> ReLU -> dense: BYOL's projector and predictor, SwAV's projection.
 
@@ -85,12 +92,17 @@ class MLPHead(keras.Model):
   def __init__(self, hidden_dim, out_dim, global_bn=False, bn_momentum=BN_MOMENTUM,
                bn_epsilon=BN_EPSILON, **kwargs):
     super().__init__(**kwargs)
+    self._config = dict(hidden_dim=int(hidden_dim), out_dim=int(out_dim), global_bn=bool(global_bn),
+                        bn_momentum=float(bn_momentum), bn_epsilon=float(bn_epsilon))
     self.hidden = keras.layers.Dense(hidden_dim, name="hidden")
     self.bn = batch_norm(global_bn, momentum=bn_momentum, epsilon=bn_epsilon, name="bn")
     self.out = keras.layers.Dense(out_dim, dtype="float32", name="out")
 
   def call(self, x, training=False):
     return _float32(self.out(ops.relu(self.bn(self.hidden(x), training=training))))
+
+  def get_config(self):
+    return dict(self._config, name=self.name)
 
 
 class LinearHead(keras.Model):

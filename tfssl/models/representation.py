@@ -25,9 +25,13 @@ def weights_checkpoint(model, **objects):
   return tf.train.Checkpoint(weights=list(model.weights), **objects)
 
 
+@keras.saving.register_keras_serializable(package="tfssl")
 class Encoder(keras.Model):
   """images -> end points dict of a net that returns (output, end points): the Keras face of a
-  task's representation (Task.encoder()), trainable with the net's own weights."""
+  task's representation (Task.encoder()), trainable with the net's own weights.
+
+  Saves as `.keras` where its net does (tfssl's backbones and ProjectedNet); load it with
+  `keras.saving.load_model` after `import tfssl.models`, which registers tfssl's classes."""
 
   def __init__(self, net, **kwargs):
     super().__init__(name=kwargs.pop("name", "encoder"), **kwargs)
@@ -36,6 +40,14 @@ class Encoder(keras.Model):
   def call(self, images, training=False):
     _, end_points = self.net(images, training=training)
     return dict(end_points)
+
+  def get_config(self):
+    return {"name": self.name, "net": keras.saving.serialize_keras_object(self.net)}
+
+  @classmethod
+  def from_config(cls, config):
+    config = dict(config)
+    return cls(keras.saving.deserialize_keras_object(config.pop("net")), **config)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -71,6 +71,7 @@ class BottleneckV2(keras.layers.Layer):
     return y + shortcut
 
 
+@keras.saving.register_keras_serializable(package="tfssl")
 class ResNet(Backbone):
   """ResNet v1 / v2 with the original's options; `num_layers=(3, 4, 6, 3)` is ResNet50."""
 

@@ -46,6 +46,7 @@ class PoolAndDoubleChannels(keras.layers.Layer):
     return ops.pad(x, [[0, 0], [0, 0], [0, 0], [half, half]])
 
 
+@keras.saving.register_keras_serializable(package="tfssl")
 class RevNet(Backbone):
   """RevNet with the original's options; `mode` does not exist here (the original ignored it)."""
 

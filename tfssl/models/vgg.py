@@ -46,6 +46,7 @@ class ConvBNReLU(keras.layers.Layer):
     return ops.relu(self.bn(self.conv(x), training=training))
 
 
+@keras.saving.register_keras_serializable(package="tfssl")
 class VGG19(Backbone):
   """VGG19-BN; end points block1..block5, fc6, pre_logits (= fc7) and logits."""
 

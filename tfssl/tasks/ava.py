@@ -23,6 +23,7 @@ DEFAULT_TEMPERATURE = 0.1
 
 class AVA(ContrastiveTask):
 
+  PROJECTION = "l2"
   VIEWS = 3
   VIEWS_HINT = "use ava_views (the anchor, the positive and the RandAugment view)"
 
@@ -65,8 +66,5 @@ class AVA(ContrastiveTask):
     self.loss_tracker.update_state(gnt)
     return self.logs()
 
-  def projection_heads(self):
-    return [self.head]
-
-  def projection_output(self, h, training=False):
-    return tf.math.l2_normalize(self.head(h), axis=1)
+  def projection_head(self):
+    return self.head

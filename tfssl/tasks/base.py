@@ -122,6 +122,13 @@ class Task(keras.Model):
     self.update_metrics(loss, *outputs)
     return self.logs()
 
+  def fit(self, x=None, *args, **kwargs):
+    """keras.Model.fit; a tf.data.Dataset (tfssl.training_dataset is shuffled by its records and
+    seeds) is taken as it comes, without Keras's warning that shuffle=True is ignored for one."""
+    if isinstance(x, tf.data.Dataset):
+      kwargs.setdefault("shuffle", False)
+    return super().fit(x, *args, **kwargs)
+
   def test_step(self, features):
     loss, *outputs = self.forward(features, training=False)
     self.update_metrics(loss, *outputs)

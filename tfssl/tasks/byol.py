@@ -44,6 +44,7 @@ def ema_rate(step, total_steps, tau_base, schedule="cosine"):
 
 class BYOL(ContrastiveTask):
 
+  PROJECTION = "output"
   VIEWS = 2
   VIEWS_HINT = "use byol_augment or simclr_augment (two augmented views)"
 
@@ -139,8 +140,5 @@ class BYOL(ContrastiveTask):
     self.tau_tracker.update_state(tau)
     return self.logs()
 
-  def projection_heads(self):
-    return [self.projector]
-
-  def projection_output(self, h, training=False):
-    return self.projector(h, training=training)
+  def projection_head(self):
+    return self.projector

@@ -13,26 +13,9 @@ import tensorflow as tf
 
 from tfssl.models import get_net_for_task
 from tfssl.models.heads import LinearHead
+from tfssl.models.projected import ProjectedNet, project
 from tfssl.tasks.base import Task
 from tfssl.tasks.views import split_views
-
-
-class RepresentationNet(keras.Model):
-  """What a contrastive task exports: the backbone's end points plus its `proj_head_output`.
-
-  Holds the backbone and the head layers (so the export saves their variables) and calls the
-  task's `representation`; the output is pre_logits, as the backbone's own.
-  """
-
-  def __init__(self, backbone, heads, represent, **kwargs):
-    super().__init__(name=kwargs.pop("name", backbone.name), **kwargs)
-    self.backbone = backbone
-    self.heads = list(heads)
-    self._represent = represent
-
-  def call(self, images, training=False):
-    end_points = self._represent(images, training=training)
-    return end_points["pre_logits"], end_points
 
 
 class ContrastiveTask(Task):
@@ -59,13 +42,16 @@ class ContrastiveTask(Task):
     del input_shape
     self.built = True
 
-  def projection_heads(self):
-    """The layers `projection_output` uses (the export saves their variables)."""
-    return []
+  # How `proj_head_output` comes from the head (models/projected.py): each method says.
+  PROJECTION = "output"
+
+  def projection_head(self):
+    """The layer `proj_head_output` comes from (the export and the .keras encoder save it)."""
+    raise NotImplementedError
 
   def projection_output(self, h, training=False):
     """The export's `proj_head_output` end point from the backbone's pre_logits `h`."""
-    raise NotImplementedError
+    return project(self.projection_head(), h, self.PROJECTION, training)
 
   def representation(self, images, training=False):
     h, end_points = self.backbone(images, training=training)
@@ -74,7 +60,7 @@ class ContrastiveTask(Task):
     return end_points
 
   def representation_net(self):
-    return RepresentationNet(self.backbone, self.projection_heads(), self.representation)
+    return ProjectedNet(self.backbone, self.projection_head(), self.PROJECTION)
 
   def not_adapted_variables(self):
     # SimCLR excludes head_supervised from LARS (exclude_from_weight_decay, which is also its

@@ -32,6 +32,7 @@ def projection_layers(config):
 
 class SimCLR(ContrastiveTask):
 
+  PROJECTION = "first"
   VIEWS = 2
   VIEWS_HINT = "use simclr_augment or byol_augment (two augmented views)"
 
@@ -74,9 +75,5 @@ class SimCLR(ContrastiveTask):
     self.contrast_acc.update_state(tf.cast(hits, tf.float32))
     return self.logs()
 
-  def projection_heads(self):
-    return [self.projection]
-
-  def projection_output(self, h, training=False):
-    z, _ = self.projection(h, training=training)
-    return z
+  def projection_head(self):
+    return self.projection

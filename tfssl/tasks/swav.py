@@ -70,6 +70,7 @@ def crops_to_batch(crops):
 
 class SwAV(ContrastiveTask):
 
+  PROJECTION = "l2"
   VIEWS_HINT = "use multi_crop (--nmb_crops crops of each image)"
 
   @classmethod
@@ -189,8 +190,5 @@ class SwAV(ContrastiveTask):
     self.loss_tracker.update_state(swav)
     return self.logs()
 
-  def projection_heads(self):
-    return [self.projector]
-
-  def projection_output(self, h, training=False):
-    return tf.math.l2_normalize(self.projector(h, training=training), 1)
+  def projection_head(self):
+    return self.projector
