@@ -39,10 +39,10 @@ def test_ema_rate_follows_the_cosine_schedule_and_the_constant_one():
 
 def test_target_starts_as_a_non_trainable_copy():
   task = make_task()
-  for t, o in zip(task.target_weights(), task.online_weights()):
+  for t, o in zip(task.momentum.target_weights(), task.momentum.online_weights()):
     np.testing.assert_array_equal(t.numpy(), o.numpy())
   trainable = {id(v) for v in task.trainable_variables}
-  assert not any(id(v) in trainable for v in task.target_weights())
+  assert not any(id(v) in trainable for v in task.momentum.target_weights())
   assert all(id(v) in trainable for v in task.predictor.trainable_variables)
 
 
@@ -50,11 +50,11 @@ def test_target_receives_no_gradient():
   task = make_task()
   x1, x2 = FEATURES["image"][:, 0], FEATURES["image"][:, 1]
   with tf.GradientTape() as tape:
-    tape.watch([v.value for v in task.target_weights()])
+    tape.watch([v.value for v in task.momentum.target_weights()])
     z2 = task.target(x2, True)
     _, p1 = task.online(x1, True)
     loss = tf.reduce_mean(tf.reduce_sum(p1 * z2, axis=1))
-  grads = tape.gradient(loss, [v.value for v in task.target_weights()])
+  grads = tape.gradient(loss, [v.value for v in task.momentum.target_weights()])
   assert all(g is None for g in grads)
 
 
@@ -62,29 +62,31 @@ def test_one_step_moves_the_target_by_the_ema_rule():
   task = make_task()
   k = 3
   task.optimizer.iterations.assign(k)
-  before = [v.numpy().copy() for v in task.target_weights()]
+  before = [v.numpy().copy() for v in task.momentum.target_weights()]
   task.train_step(FEATURES)
   tau = 1 - (1 - 0.9) * (math.cos(math.pi * k / TOTAL) + 1) / 2
   assert float(task.tau_tracker.result()) == pytest.approx(tau, rel=1e-6)
   checked = 0
-  for t, o, b in zip(task.target_weights(), task.online_weights(), before):
+  for t, o, b in zip(task.momentum.target_weights(), task.momentum.online_weights(), before):
     if "moving" in t.path:
       continue  # the target's own forward also updated these; see the next test
     np.testing.assert_allclose(t.numpy(), tau * b + (1 - tau) * o.numpy(), rtol=1e-5, atol=1e-6)
     checked += 1
   assert checked > 20
   # The online network did move, so the rule is not trivially met.
-  assert not all(np.array_equal(o.numpy(), b) for o, b in zip(task.online_weights(), before))
+  online = task.momentum.online_weights()
+  assert not all(np.array_equal(o.numpy(), b) for o, b in zip(online, before))
 
 
 def test_ema_covers_batchnorm_moving_statistics():
   task = make_task()
-  moving = [(t, o) for t, o in zip(task.target_weights(), task.online_weights()) if "moving" in t.path]
+  moving = [(t, o) for t, o in zip(task.momentum.target_weights(), task.momentum.online_weights())
+            if "moving" in t.path]
   assert moving
   for t, o in moving:
     t.assign(tf.zeros_like(t))
     o.assign(tf.ones_like(o))
-  task.update_target(0.75)
+  task.momentum.update(0.75)
   for t, _ in moving:
     np.testing.assert_allclose(t.numpy(), 0.25)
 

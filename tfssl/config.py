@@ -224,7 +224,7 @@ _PORT = (
              "during contrastive pretraining."),
     FlagSpec("tau_base", "float", 0.996, "BYOL target EMA base rate."),
     FlagSpec("tau_schedule", "string", "cosine", "BYOL EMA schedule: `cosine` (paper: tau_base -> 1) or "
-             "`constant` (the seed's TF2 code).", choices="tfssl.tasks.byol:TAU_SCHEDULES"),
+             "`constant` (the seed's TF2 code).", choices="tfssl.models.momentum:TAU_SCHEDULES"),
     FlagSpec("nmb_prototypes", "integer", 3000, "SwAV prototypes."),
     FlagSpec("sinkhorn_iterations", "integer", 3, "SwAV Sinkhorn-Knopp iterations."),
     FlagSpec("epsilon", "float", 0.05, "SwAV entropy regularisation."),

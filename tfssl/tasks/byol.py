@@ -3,9 +3,10 @@
 Online: backbone -> projector -> predictor (MLPHead: dense, BN, ReLU, dense; widths
 --proj_hidden_dim / --pred_hidden_dim, output --proj_out_dim). Target: backbone -> projector with
 their own weights, copied from the online ones when built, never trained (non-trainable
-variables, no gradient: the target's outputs are stop-gradient). After each
-step every target variable, BatchNorm moving statistics included (as the seed's get/set_weights),
-moves to  target <- tau * target + (1 - tau) * online  with
+variables, no gradient: the target's outputs are stop-gradient): the shared momentum copy of
+models/momentum.py, which MoCo-style methods use too. After each step every target variable,
+BatchNorm moving statistics included (as the seed's get/set_weights), moves to
+target <- tau * target + (1 - tau) * online  with
 
   tau = 1 - (1 - tau_base) * (cos(pi k / K) + 1) / 2    (--tau_schedule=cosine, the paper)
   tau = tau_base                                          (--tau_schedule=constant, the seed)
@@ -18,28 +19,15 @@ Loss: the paper's symmetric sum  mean_b[2 - 2 cos(p1, z2')] + mean_b[2 - 2 cos(p
 seed's TF2 code averages the two directions instead (half this value, the same gradient direction).
 """
 
-import math
-
 import keras
 import tensorflow as tf
 
 from tfssl import losses
 from tfssl.models import get_net_for_task
 from tfssl.models.heads import MLPHead
+from tfssl.models.momentum import MomentumCopy, ema_rate
 from tfssl.tasks.contrastive import ContrastiveTask
 from tfssl.tasks.views import split_views
-
-TAU_SCHEDULES = ("cosine", "constant")
-
-
-def ema_rate(step, total_steps, tau_base, schedule="cosine"):
-  """BYOL's target decay rate at `step` (a tensor or number) of `total_steps`."""
-  if schedule not in TAU_SCHEDULES:
-    raise ValueError("unknown --tau_schedule %r: use one of %s" % (schedule, ", ".join(TAU_SCHEDULES)))
-  if schedule == "constant":
-    return tf.constant(tau_base, tf.float32)
-  progress = tf.cast(step, tf.float32) / float(max(total_steps, 1))
-  return 1.0 - (1.0 - tau_base) * (tf.cos(math.pi * progress) + 1.0) / 2.0
 
 
 class BYOL(ContrastiveTask):
@@ -56,7 +44,9 @@ class BYOL(ContrastiveTask):
     self.target_projector = self._mlp(config.proj_hidden_dim, "target_projector")
     self.predictor = self._mlp(config.pred_hidden_dim or config.proj_hidden_dim, "predictor")
     self.tau_tracker = keras.metrics.Mean(name="tau")
-    self._target_ready = False
+    # The target: the shared momentum copy (models/momentum.py) of the backbone and projector.
+    self.momentum = MomentumCopy([self.backbone, self.projector],
+                                 [self.target_backbone, self.target_projector], name="BYOL")
 
   def _mlp(self, hidden, name):
     hidden = hidden or self.backbone.feature_dim
@@ -77,12 +67,6 @@ class BYOL(ContrastiveTask):
     h, _ = self.target_backbone(images, training=training)
     return tf.stop_gradient(self.target_projector(h, training=training))
 
-  def online_weights(self):
-    return self.backbone.weights + self.projector.weights
-
-  def target_weights(self):
-    return self.target_backbone.weights + self.target_projector.weights
-
   def call(self, features, training=False):
     """Online predictions [V*B, out] of every view (view-major); builds every variable."""
     views = split_views(features["image"])
@@ -90,27 +74,9 @@ class BYOL(ContrastiveTask):
     for v in views:
       self.target(v, training)
     self.build_probe(hs[0])
-    if not self._target_ready:
-      self._init_target()
+    if not self.momentum.ready:
+      self.momentum.initialize()
     return tf.concat(ps, axis=0)
-
-  def _init_target(self):
-    online, target = self.online_weights(), self.target_weights()
-    if [tuple(v.shape) for v in online] != [tuple(v.shape) for v in target]:
-      raise RuntimeError("BYOL: the target network does not mirror the online one")
-    # Eagerly, once, even when first traced inside a tf.function.
-    with tf.init_scope():
-      for t, o in zip(target, online):
-        t.assign(o)
-        t.trainable = False
-    self._target_ready = True
-
-  def update_target(self, tau):
-    tau = tf.cast(tau, tf.float32)
-    for t, o in zip(self.target_weights(), self.online_weights()):
-      # Every replica holds the same online weights after the step, so each updates its own copy
-      # of the target identically.
-      t.assign(tau * t + (1.0 - tau) * tf.cast(o, t.dtype))
 
   # ---- training ----
   def batch_loss(self, features, training=True):
@@ -135,7 +101,7 @@ class BYOL(ContrastiveTask):
       sup = self.probe_loss(h, features["label"], 2)
       loss = regression + sup + self.weight_decay_loss()
     self.minimize(tape, loss)
-    self.update_target(tau)
+    self.momentum.update(tau)
     self.loss_tracker.update_state(regression)
     self.tau_tracker.update_state(tau)
     return self.logs()
