@@ -11,7 +11,7 @@ S is --image_size (default 32). x and y are standard views; aux is a RandAugment
 
 import tensorflow as tf
 
-from tfssl.data.preprocess import register
+from tfssl.data.preprocess import register, register_eval_view
 from tfssl.data.randaugment import quantize, randaugment
 from tfssl.data.view_colour import apply_params, draw_params
 from tfssl.data.view_ops import image_size, random_flip, random_resized_crop, to_float01
@@ -50,12 +50,8 @@ def ava_eval_image(image, size):
   return normalize_cifar(tf.clip_by_value(tf.ensure_shape(x, [size, size, 3]), 0.0, 1.0))
 
 
-@register("ava_eval_view")
-def ava_eval_view(data, config, is_training):
-  del is_training  # deterministic in both modes, like center_crop_resize
-  out = dict(data)
-  out["image"] = ava_eval_image(data["image"], image_size(config, 32))
-  return out
+register_eval_view("ava_eval_view",
+                   lambda image, config: ava_eval_image(image, image_size(config, 32)))
 
 
 @register("ava_views", views=3, eval_op="ava_eval_view")

@@ -14,7 +14,7 @@
 
 import tensorflow as tf
 
-from tfssl.data.preprocess import register
+from tfssl.data.preprocess import register, register_eval_view
 from tfssl.data.view_colour import (IMAGENET_MEAN, SWAV_STD, colour_key, draw_params, normalize,
                                     to_uint8)
 from tfssl.data.view_ops import random_resized_crop, simclr_strengths, to_float01
@@ -76,12 +76,8 @@ def _eval_size(config):
   return int(config.image_size or (config.size_crops_list or [224])[0])
 
 
-@register("swav_eval_view")
-def swav_eval_view(data, config, is_training):
-  del is_training  # deterministic in both modes, like center_crop_resize
-  out = dict(data)
-  out["image"] = swav_eval_image(data["image"], _eval_size(config))
-  return out
+register_eval_view("swav_eval_view",
+                   lambda image, config: swav_eval_image(image, _eval_size(config)))
 
 
 @register("multi_crop", views=lambda config: num_crops(config),

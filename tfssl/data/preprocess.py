@@ -78,6 +78,18 @@ def register(name, views=None, eval_op=None, deferred_colour=False):
   return wrap
 
 
+def register_eval_view(name, make_image):
+  """Registers `name`, a single-view evaluation op: `make_image(image, config)` in both modes
+  (deterministic: what kNN banks, probes and exports see), the other keys kept."""
+  def op(data, config, is_training):
+    del is_training
+    out = dict(data)
+    out["image"] = make_image(data["image"], config)
+    return out
+  op.__name__ = op.__qualname__ = name
+  return register(name)(op)
+
+
 # The flags a chain's ops read for their sizes and modes: what an evaluation of a pretrained model
 # needs to see the images as pretraining did.
 EVAL_VIEW_FIELDS = ("resize_size", "crop_size", "smaller_size", "splits_per_side", "patch_jitter",

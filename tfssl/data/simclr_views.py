@@ -17,7 +17,7 @@ or, with --augment_on_device, in the train step.
 
 import tensorflow as tf
 
-from tfssl.data.preprocess import register
+from tfssl.data.preprocess import register, register_eval_view
 from tfssl.data.view_colour import (IMAGENET_MEAN, IMAGENET_STD, colour_key, draw_params,
                                     normalize, to_uint8)
 from tfssl.data.view_ops import (eval_view, image_size, random_resized_crop, simclr_strengths,
@@ -98,17 +98,7 @@ def byol_augment(data, config, is_training):
       byol_view(image, size, strength, 0.1 if blur else 0.0, 0.2, area)], style="byol")
 
 
-@register("center_crop_resize")
-def center_crop_resize(data, config, is_training):
-  del is_training  # deterministic in both modes: an eval view for kNN banks and probes
-  out = dict(data)
-  out["image"] = eval_view(data["image"], image_size(config, 224))
-  return out
-
-
-@register("byol_eval_view")
-def byol_eval_view(data, config, is_training):
-  del is_training  # deterministic in both modes, like center_crop_resize
-  out = dict(data)
-  out["image"] = byol_eval_image(data["image"], image_size(config, 224))
-  return out
+register_eval_view("center_crop_resize",
+                   lambda image, config: eval_view(image, image_size(config, 224)))
+register_eval_view("byol_eval_view",
+                   lambda image, config: byol_eval_image(image, image_size(config, 224)))
