@@ -15,8 +15,8 @@ for BYOL's):
   byol         DeepMind's BYOL (`byol/utils/dataset.py`, `_decode_and_random_crop`): one draw
                of the same area and aspect, w and h clamped to the image, a uniform offset.
 
-Written here because tf.image has only the first, and the view ops need all three on the host
-and in the batched device path alike (their arithmetic is a handful of scalar ops).
+Written here because tf.image has only the first (the others' arithmetic is a handful of scalar
+ops). The crops are made on the host in every mode; --augment_on_device moves only the colour.
 """
 
 import math
